@@ -1,0 +1,164 @@
+"""The ``gan-search`` command.
+
+Known input errors (GanSearchError) become one line on stderr and exit code 2,
+with nothing written. Argument-parsing errors get the same treatment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from gan_search.errors import ConfigError, GanSearchError
+
+DEFAULT_SPACE = "digits"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """``["lr_g=0.001", ...]`` -> ``{"lr_g": "0.001"}``; types are checked by TrainConfig."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr_g=0.0005")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _prepare(space_name: str, sets: Sequence[str], iters: int | None, data_dir: str | None) -> Any:
+    """Everything checked and loaded before anything is written."""
+    from gan_search.config import check_space_params, config_from_space
+    from gan_search.space import load_space
+
+    spec = load_space(space_name)
+    check_space_params(spec)
+    overrides: dict[str, Any] = parse_sets(sets)
+    if iters is not None:
+        overrides["iters"] = iters
+    config = config_from_space(spec, overrides)
+    source, options = spec.data.source, dict(spec.data.options)
+    if data_dir is not None:
+        source, options = "folder", {"path": data_dir}
+    return spec, config, source, options
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one configuration and write its checkpoint and sample grids."""
+    from gan_search.data import load_dataset
+    from gan_search.train import GANTrainer
+
+    import torch
+
+    spec, config, source, options = _prepare(args.space, args.set, args.iters, args.data)
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {args.device}: no CUDA GPU is visible here; use --device cpu")
+    data = load_dataset(source, config.image_size, config.channels, options)
+    if len(data.images) < config.batch_size:
+        raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.images)} images "
+                          f"of {source}; use --set batch_size=N with a smaller N")
+    out = Path(args.out or Path("gan_search_runs") / "train" /
+               f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
+    trainer = GANTrainer(config, data.images, device=args.device)
+    print(f"training {spec.name}: {len(data.images)} images {config.image_size}x"
+          f"{config.image_size}x{config.channels} from {source}"
+          f"{f' ({data.skipped} unreadable files skipped)' if data.skipped else ''}, "
+          f"{config.iters} iterations on {trainer.device}; output in {out}", flush=True)
+    trainer.save_grid(out / "samples" / "step_000000.png")
+    started = time.perf_counter()
+
+    def on_sync(trainer: GANTrainer, means: dict[str, float]) -> None:
+        step = int(means["step"])
+        if step % config.eval_every == 0 or step == config.iters:
+            trainer.save_grid(out / "samples" / f"step_{step:06d}.png")
+            print(f"step {step:6d}  loss_d {means['loss_d']:.3f}  loss_g {means['loss_g']:.3f}  "
+                  f"D(real) {means['d_real']:.2f}  D(fake) {means['d_fake']:.2f}", flush=True)
+
+    result = trainer.train(sync_every=min(25, config.eval_every), on_sync=on_sync)
+    seconds = time.perf_counter() - started
+    summary = {"space": spec.name, "source": source, "status": result.status,
+               "step": result.step, "message": result.message, "seconds": round(seconds, 3),
+               "iters_per_second": round(result.step / seconds, 3) if seconds else None,
+               "config": config.to_dict(), "history": result.history}
+    if result.status == "finished":
+        trainer.save_checkpoint(out / "checkpoint.pt")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if result.status != "finished":
+        print(f"gan-search: trial {result.status}: {result.message}", file=sys.stderr)
+        return 1
+    print(f"done: {result.step} iterations in {seconds:.1f} s ({result.step / seconds:.1f} it/s); "
+          f"checkpoint {out / 'checkpoint.pt'}, grids in {out / 'samples'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Until the search lands: one trial of the space at its defaults."""
+    return cmd_train(args)
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from gan_search.space import list_spaces, load_space
+
+    if args.name:
+        print(Path(load_space(args.name).path).read_text(), end="")
+        return 0
+    for name in list_spaces():
+        spec = load_space(name)
+        print(f"{name:10s} {spec.data.source:14s} {spec.data.size:4d}px  {spec.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gan-search",
+                     description="Hyperparameter search for DCGANs with Ray Tune, Optuna and MLflow.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--space", default=DEFAULT_SPACE,
+                        help=f"space name or YAML path (default: {DEFAULT_SPACE})")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="fix a setting, e.g. --set lr_g=0.0005 (repeatable)")
+    common.add_argument("--iters", type=int, help="iterations (generator steps)")
+    common.add_argument("--data", metavar="DIR", help="train on this folder of images instead")
+    common.add_argument("--out", metavar="DIR", help="output folder")
+
+    train = sub.add_parser("train", parents=[common], help="train one configuration")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    train.set_defaults(func=cmd_train)
+    run = sub.add_parser("run", parents=[common],
+                         help="run the search for a space (for now: one trial at its defaults)")
+    run.set_defaults(func=cmd_run, device=None)
+    spaces = sub.add_parser("spaces", help="list search spaces, or print one")
+    spaces.add_argument("name", nargs="?", help="a space to print")
+    spaces.set_defaults(func=cmd_spaces)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except GanSearchError as err:
+        print(f"gan-search: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gan-search: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""One trial's settings as a frozen dataclass, with checked construction.
+
+``TrainConfig.from_dict`` is the one way in: unknown keys are refused with the
+valid ones listed, strings (from ``--set`` or YAML) are converted to the
+field's type, and every value is range-checked with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from gan_search.errors import ConfigError
+from gan_search.space import SearchSpec
+
+# The generator starts from a BASE x BASE map (4..7) and doubles it, so the
+# image sizes it can make are BASE * 2**k: 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
+MIN_BASE, MAX_BASE = 4, 7
+
+
+def size_plan(image_size: int) -> tuple[int, int]:
+    """(base, doublings) with base in 4..7 and base * 2**doublings == image_size.
+
+    Raises ConfigError for a size the models cannot make (e.g. 30 or 36).
+    """
+    doublings = 0
+    size = image_size
+    while size > MAX_BASE and size % 2 == 0:
+        size //= 2
+        doublings += 1
+    if not (MIN_BASE <= size <= MAX_BASE and doublings >= 1):
+        makeable = sorted({b * 2**k for b in range(MIN_BASE, MAX_BASE + 1) for k in range(1, 7)})
+        near = [s for s in makeable if abs(s - image_size) <= max(8, image_size // 4)]
+        raise ConfigError(
+            f"image_size={image_size} cannot be made by the models: it must be 4, 5, 6 or 7 "
+            f"times a power of two (at least 8); nearby sizes that work: {near or makeable[:8]}")
+    return size, doublings
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one trial needs to build and train its DCGAN."""
+
+    # data geometry (from the space's data section unless overridden)
+    image_size: int = 32
+    channels: int = 1
+    # architecture
+    z_dim: int = 100
+    z_dist: str = "normal"
+    g_width: int = 64
+    d_width: int = 64
+    kernel_size: int = 4
+    leaky_slope: float = 0.2
+    d_dropout: float = 0.0
+    batch_norm: bool = True
+    # optimisation
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    label_smoothing: float = 0.0
+    batch_size: int = 64
+    d_steps: int = 1
+    iters: int = 1000
+    # evaluation, sampling and runtime
+    eval_every: int = 100
+    sample_bn_mode: str = "train"
+    seed: int = 0
+    precision: str = "auto"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
+        """Build a config from a mapping, checking keys, types and ranges.
+
+        Args:
+            values: setting name -> value (values may be strings, e.g. from ``--set``).
+            source: where the values came from, named in error messages.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in values if k not in names]
+        if unknown:
+            raise ConfigError(f"{source}: unknown setting {unknown[0]!r}; valid settings are: "
+                              f"{', '.join(names)}")
+        types = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+        converted = {k: _convert(k, v, types[k], source) for k, v in values.items()}
+        config = cls(**converted)
+        config.check(source)
+        return config
+
+    def check(self, source: str = "config") -> None:
+        """Raise ConfigError naming the first setting out of range."""
+        for name, (ok, rule) in _RULES.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise ConfigError(f"{source}: {name}={value!r} is invalid: {rule}")
+        try:
+            size_plan(self.image_size)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+_RULES: dict[str, tuple[Any, str]] = {
+    "channels": (lambda v: v in (1, 3), "must be 1 (grey) or 3 (colour)"),
+    "z_dim": (lambda v: v >= 1, "must be >= 1"),
+    "z_dist": (lambda v: v in ("normal", "uniform"), "must be normal or uniform"),
+    "g_width": (lambda v: v >= 1, "must be >= 1"),
+    "d_width": (lambda v: v >= 1, "must be >= 1"),
+    "kernel_size": (lambda v: v in (4, 5), "must be 4 or 5"),
+    "leaky_slope": (lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    "d_dropout": (lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    "lr_g": (lambda v: 0 < v < 1, "must lie in (0, 1)"),
+    "lr_d": (lambda v: 0 < v < 1, "must lie in (0, 1)"),
+    "beta1": (lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    "beta2": (lambda v: 0 <= v < 1, "must lie in [0, 1)"),
+    "label_smoothing": (lambda v: 0 <= v < 0.5, "must lie in [0, 0.5): real labels become 1 - value"),
+    "batch_size": (lambda v: v >= 2, "must be >= 2 (batch norm needs two samples)"),
+    "d_steps": (lambda v: 1 <= v <= 10, "must lie in 1..10"),
+    "iters": (lambda v: v >= 0, "must be >= 0"),
+    "eval_every": (lambda v: v >= 1, "must be >= 1"),
+    "sample_bn_mode": (lambda v: v in ("train", "eval"), "must be train or eval"),
+    "seed": (lambda v: v >= 0, "must be >= 0"),
+    "precision": (lambda v: v in ("auto", "fp32", "bf16"), "must be auto, fp32 or bf16"),
+}
+
+
+def _convert(key: str, value: Any, kind: type, source: str) -> Any:
+    """Convert ``value`` to ``kind`` (bool, int, float or str) or raise ConfigError."""
+    def bad() -> ConfigError:
+        return ConfigError(f"{source}: {key}={value!r} is not a valid {kind.__name__} "
+                           f"(e.g. {key}={_EXAMPLES[kind]})")
+
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise bad()
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad() from None
+        if isinstance(value, int):
+            return value
+        raise bad()
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+        if not math.isfinite(number):
+            raise bad()
+        return number
+    if not isinstance(value, str):
+        raise bad()
+    return value
+
+
+_EXAMPLES = {bool: "true", int: "64", float: "0.0002", str: "normal"}
+
+
+def config_from_space(spec: SearchSpec, overrides: Mapping[str, Any] | None = None,
+                      sampled: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The trial config for a space: its data geometry and defaults (or midpoints),
+    then sampled values (from a search), then user overrides (``--set``)."""
+    values: dict[str, Any] = {"image_size": spec.data.size, "channels": spec.data.channels,
+                              "iters": spec.budget.iters, "eval_every": spec.budget.eval_every}
+    values.update(spec.defaults())
+    values.update(sampled or {})
+    values.update(overrides or {})
+    return TrainConfig.from_dict(values, source=spec.path if not overrides else
+                                 f"{spec.path} with --set")
+
+
+def check_space_params(spec: SearchSpec) -> None:
+    """Every searched or fixed name in a space must be a TrainConfig setting."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for section, keys in (("parameters", spec.params), ("fixed", spec.fixed)):
+        for key in keys:
+            if key not in names:
+                raise ConfigError(f"{spec.path}: {section}.{key}: unknown setting; valid settings "
+                                  f"are: {', '.join(sorted(names))}")
+    config_from_space(spec)  # the defaults must themselves form a valid config
+    for name, param in spec.params.items():
+        # every end of every range must be a valid setting too (e.g. kernel_size 3 is not)
+        for value in (param.values if param.kind == "choice" else (param.low, param.high)):
+            values = {**spec.defaults(), name: value}
+            try:
+                config_from_space(spec, sampled=values)
+            except ConfigError as err:
+                detail = str(err).split(": ", 1)[-1]
+                raise ConfigError(f"{spec.path}: parameters.{name}: {detail}") from None

@@ -1,0 +1,258 @@
+"""GANTrainer: one trial's DCGAN training loop. Torch only: no ray, optuna or mlflow.
+
+Design points, each for speed or for honest results:
+- The whole uint8 dataset lives on the training device; batches are gathered there
+  from an on-device permutation, so there is no host-to-device copy per step.
+- Losses stay on the device; the host reads them only every ``sync_every`` steps
+  (to check they are finite and to report them), not every step.
+- On CUDA, bf16 autocast and channels-last memory format (``precision: auto``).
+- Every random draw (init, data order, noise, dropout) comes from seeded
+  generators whose states are checkpointed, so a resumed CPU run continues with
+  exactly the losses it would have had without stopping.
+- Non-finite losses end the run with status "diverged" instead of a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.utils import make_grid, save_image
+
+from gan_search.config import TrainConfig
+from gan_search.models import build_models
+
+GRID_SAMPLES = 64  # fixed noise batch for sample grids, 8 x 8
+
+
+@dataclass
+class TrainResult:
+    """How a run ended: status is "finished" or "diverged"."""
+
+    status: str
+    step: int
+    message: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class GANTrainer:
+    """Trains one DCGAN configuration on a uint8 image tensor.
+
+    Args:
+        config: the trial's settings.
+        images: uint8 tensor (N, C, H, W) with H = W = config.image_size.
+        device: "cpu", "cuda", "cuda:1"... or None for CUDA when available.
+    """
+
+    def __init__(self, config: TrainConfig, images: torch.Tensor,
+                 device: str | torch.device | None = None):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} "
+                             f"with shape {tuple(images.shape)}")
+        expected = (config.channels, config.image_size, config.image_size)
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(f"images have shape {tuple(images.shape[1:])} but the config asks "
+                             f"for {expected}")
+        if len(images) < config.batch_size:
+            raise ValueError(f"batch_size={config.batch_size} exceeds the {len(images)} images")
+        self.config = config
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        cuda = self.device.type == "cuda"
+        self.use_bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda)
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+
+        torch.manual_seed(config.seed)  # model init and dropout use the global generator
+        gen, disc = build_models(config)
+        self.gen = gen.to(self.device, memory_format=self.memory_format)
+        self.disc = disc.to(self.device, memory_format=self.memory_format)
+        self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=config.lr_g,
+                                      betas=(config.beta1, config.beta2))
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=config.lr_d,
+                                      betas=(config.beta1, config.beta2))
+        self.images = images.to(self.device)
+        self.rng = torch.Generator(self.device).manual_seed(config.seed + 1)
+        self.perm = torch.randperm(len(images), device=self.device, generator=self.rng)
+        self.cursor = 0
+        self.step = 0
+        # a fixed noise batch, drawn on the CPU so grids match across devices
+        self.fixed_noise = self._noise(GRID_SAMPLES, torch.Generator().manual_seed(config.seed + 2),
+                                       "cpu").to(self.device)
+        self.real_target = 1.0 - config.label_smoothing  # one-sided label smoothing
+
+    # ------------------------------------------------------------ batches and noise
+
+    def _noise(self, n: int, generator: torch.Generator, device: str | torch.device) -> torch.Tensor:
+        shape = (n, self.config.z_dim)
+        if self.config.z_dist == "uniform":
+            return torch.rand(shape, generator=generator, device=device) * 2 - 1
+        return torch.randn(shape, generator=generator, device=device)
+
+    def _real_batch(self) -> torch.Tensor:
+        """Next batch of the on-device epoch permutation, scaled to [-1, 1]."""
+        size = self.config.batch_size
+        if self.cursor + size > len(self.perm):  # drop the ragged tail, as DataLoader(drop_last)
+            self.perm = torch.randperm(len(self.images), device=self.device, generator=self.rng)
+            self.cursor = 0
+        index = self.perm[self.cursor:self.cursor + size]
+        self.cursor += size
+        batch = self.images.index_select(0, index).to(memory_format=self.memory_format)
+        return batch.float().div_(127.5).sub_(1.0)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.use_bf16:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------ training
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """d_steps discriminator updates then one generator update; losses stay on device."""
+        cfg = self.config
+        for _ in range(cfg.d_steps):
+            real = self._real_batch()
+            z = self._noise(cfg.batch_size, self.rng, self.device)
+            with self._autocast():
+                fake = self.gen(z)
+                logits_real = self.disc(real).float()
+                logits_fake = self.disc(fake.detach()).float()
+            loss_d = F.binary_cross_entropy_with_logits(
+                logits_real, torch.full_like(logits_real, self.real_target)) + \
+                F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        # generator: non-saturating loss on the last D step's fakes
+        with self._autocast():
+            logits_gen = self.disc(fake).float()
+        loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
+                "d_real": torch.sigmoid(logits_real.detach()).mean(),
+                "d_fake": torch.sigmoid(logits_fake.detach()).mean()}
+
+    def train(self, iters: int | None = None, sync_every: int = 25,
+              on_sync: Callable[["GANTrainer", dict[str, float]], bool | None] | None = None
+              ) -> TrainResult:
+        """Train until step == iters (default: config.iters) or divergence.
+
+        Every ``sync_every`` steps (and at the end) the mean losses are read to the
+        host, checked, kept in the history and passed to ``on_sync``, which may
+        return True to stop early.
+        """
+        target = self.config.iters if iters is None else iters
+        history: list[dict[str, float]] = []
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        while self.step < target:
+            losses = self.train_step()
+            for key, value in losses.items():
+                sums[key] = sums[key] + value if key in sums else value.clone()
+            count += 1
+            if count == sync_every or self.step == target:
+                means = {k: float(v) / count for k, v in sums.items()}
+                means["step"] = self.step
+                history.append(means)
+                sums, count = {}, 0
+                if not all(math.isfinite(v) for v in means.values()):
+                    return TrainResult("diverged", self.step, "non-finite loss "
+                                       f"(loss_d={means['loss_d']}, loss_g={means['loss_g']}) "
+                                       f"by step {self.step}", history)
+                if on_sync is not None and on_sync(self, means):
+                    break
+        return TrainResult("finished", self.step, "", history)
+
+    # ------------------------------------------------------------ sampling
+
+    @contextlib.contextmanager
+    def _sampling_mode(self) -> Iterator[None]:
+        """G in the configured batch-norm mode, without touching its running stats."""
+        was_training = self.gen.training
+        buffers = copy.deepcopy(dict(self.gen.named_buffers()))
+        self.gen.train(self.config.sample_bn_mode == "train")
+        try:
+            with torch.no_grad(), self._autocast():
+                yield
+        finally:
+            self.gen.train(was_training)
+            for name, value in self.gen.named_buffers():
+                value.copy_(buffers[name])
+
+    def sample(self, n: int, seed: int | None = None, batch: int = 256) -> torch.Tensor:
+        """n generated images as uint8 (n, C, H, W) on the CPU."""
+        generator = torch.Generator(self.device).manual_seed(
+            self.config.seed + 3 if seed is None else seed)
+        out = []
+        with self._sampling_mode():
+            for start in range(0, n, batch):
+                z = self._noise(min(batch, n - start), generator, self.device)
+                out.append(to_uint8(self.gen(z).float()).cpu())
+        return torch.cat(out)
+
+    def save_grid(self, path: str | Path) -> Path:
+        """The fixed-noise sample grid (8 x 8) as a PNG."""
+        with self._sampling_mode():
+            images = self.gen(self.fixed_noise).float().cpu()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_image(make_grid(images, nrow=8, normalize=True, value_range=(-1, 1)), path)
+        return path
+
+    # ------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        state = {
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "gen": self.gen.state_dict(), "disc": self.disc.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(), "perm": self.perm.cpu(), "cursor": self.cursor,
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.load_state_dict(state["gen"])
+        self.disc.load_state_dict(state["disc"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        self.perm = state["perm"].to(self.device)
+        self.cursor = int(state["cursor"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Save G, D, both optimizers, the step and RNG states (atomically)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> uint8 in [0, 255]."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
