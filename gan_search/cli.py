@@ -56,12 +56,13 @@ def _prepare(space_name: str, sets: Sequence[str], iters: int | None, data_dir: 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one configuration and write its checkpoint and sample grids."""
+    # check every argument before the slow torch import, so a typo fails at once
+    spec, config, source, options = _prepare(args.space, args.set, args.iters, args.data)
+    import torch
+
     from gan_search.data import load_dataset
     from gan_search.train import GANTrainer
 
-    import torch
-
-    spec, config, source, options = _prepare(args.space, args.set, args.iters, args.data)
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {args.device}: no CUDA GPU is visible here; use --device cpu")
     data = load_dataset(source, config.image_size, config.channels, options)

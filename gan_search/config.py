@@ -195,13 +195,12 @@ def check_space_params(spec: SearchSpec) -> None:
             if key not in names:
                 raise ConfigError(f"{spec.path}: {section}.{key}: unknown setting; valid settings "
                                   f"are: {', '.join(sorted(names))}")
-    config_from_space(spec)  # the defaults must themselves form a valid config
     for name, param in spec.params.items():
         # every end of every range must be a valid setting too (e.g. kernel_size 3 is not)
         for value in (param.values if param.kind == "choice" else (param.low, param.high)):
-            values = {**spec.defaults(), name: value}
             try:
-                config_from_space(spec, sampled=values)
+                TrainConfig.from_dict({name: value})
             except ConfigError as err:
                 detail = str(err).split(": ", 1)[-1]
                 raise ConfigError(f"{spec.path}: parameters.{name}: {detail}") from None
+    config_from_space(spec)  # the defaults must themselves form a valid config

@@ -237,7 +237,8 @@ def _folder_fingerprint(folder: Path) -> str:
 
 
 def _download_error(source: str, root: Path, err: BaseException) -> DataError:
-    return DataError(f"could not get dataset {source!r} into {root}: {err}. Check the "
+    reason = " ".join(str(err).split())  # torchvision's messages span several lines
+    return DataError(f"could not get dataset {source!r} into {root}: {reason}. Check the "
                      "internet connection and retry, or put the files there by hand "
                      "(see README, 'Datasets')")
 

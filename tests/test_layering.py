@@ -1,0 +1,24 @@
+"""The modules' dependency direction (DESIGN.md): lower modules never import the
+glue libraries, and the space model imports nothing from the rest."""
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("ray", "optuna", "mlflow")
+
+
+@pytest.mark.parametrize("module,forbidden", [
+    ("gan_search.space", ("torch", "gan_search.config", "gan_search.data", *HEAVY)),
+    ("gan_search.config", ("torch", *HEAVY)),
+    ("gan_search.models", HEAVY),
+    ("gan_search.data", HEAVY),
+    ("gan_search.train", HEAVY),
+    ("gan_search.cli", ("torch", *HEAVY)),  # the CLI imports heavy modules only when a command needs them
+])
+def test_module_does_not_import(module, forbidden):
+    code = (f"import sys, {module}; "
+            f"print(' '.join(m for m in {forbidden!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"{module} imports {result.stdout.strip()}"

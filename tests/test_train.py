@@ -1,0 +1,178 @@
+"""GANTrainer: optimizers, learning, sampling, checkpoints and divergence on CPU."""
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from gan_search.config import TrainConfig
+from gan_search.data import load_dataset
+from gan_search.train import GRID_SAMPLES, GANTrainer
+
+
+def small(**changes) -> TrainConfig:
+    base = dict(image_size=16, channels=1, z_dim=16, g_width=8, d_width=8, batch_size=32)
+    return TrainConfig.from_dict({**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", 16, 1).images
+
+
+def test_optimizers_use_the_configured_lr_and_betas(digits):
+    config = small(lr_g=1e-3, lr_d=3e-4, beta1=0.3, beta2=0.95)
+    trainer = GANTrainer(config, digits)
+    assert trainer.opt_g.param_groups[0]["lr"] == 1e-3
+    assert trainer.opt_d.param_groups[0]["lr"] == 3e-4
+    assert trainer.opt_g.param_groups[0]["betas"] == (0.3, 0.95)
+    before_g = [p.detach().clone() for p in trainer.gen.parameters()]
+    before_d = [p.detach().clone() for p in trainer.disc.parameters()]
+    trainer.train_step()
+    # Adam's first step moves each weight by lr * g / (|g| + eps), i.e. by lr where |g| >> eps:
+    # the step size we see is the learning rate the trial was configured with.
+    for before, module, lr in ((before_g, trainer.gen, 1e-3), (before_d, trainer.disc, 3e-4)):
+        moves = torch.cat([(p.detach() - b).abs().flatten() for b, p in zip(before, module.parameters())])
+        assert moves.median().item() == pytest.approx(lr, rel=0.05)
+    # and its moment estimates use beta1 and beta2: m = (1 - beta1) g, v = (1 - beta2) g^2
+    for param in trainer.gen.parameters():
+        state = trainer.opt_g.state[param]
+        assert torch.allclose(state["exp_avg"], (1 - 0.3) * param.grad, atol=1e-9)
+        assert torch.allclose(state["exp_avg_sq"], (1 - 0.95) * param.grad ** 2, atol=1e-12)
+
+
+def test_a_few_hundred_iterations_on_digits_learn(digits):
+    """Generated digits move much closer to real ones: the mean distance from each
+    sample to its nearest real image falls well below its value at iteration 0."""
+    config = small(g_width=32, d_width=32, z_dim=32, lr_g=1e-3, lr_d=1e-3, batch_size=64)
+    trainer = GANTrainer(config, digits)
+    real = digits.float().flatten(1)
+
+    def nearest_real_distance() -> float:
+        fake = trainer.sample(300).float().flatten(1)
+        return torch.cdist(fake, real).min(1).values.mean().item()
+
+    start = nearest_real_distance()
+    result = trainer.train(300)
+    assert result.status == "finished" and result.step == 300
+    end = nearest_real_distance()
+    assert end < 0.6 * start, (start, end)  # seen: about 1390 -> 590
+    # D is no longer certain: at the end it rates fakes well above zero
+    assert result.history[-1]["d_fake"] > 0.1
+
+
+def test_sample_grid_is_a_png_of_8_by_8_samples(tmp_path, digits):
+    trainer = GANTrainer(small(), digits)
+    path = trainer.save_grid(tmp_path / "grid.png")
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == (8 * (16 + 2) + 2, 8 * (16 + 2) + 2)  # make_grid pads by 2
+    assert GRID_SAMPLES == 64
+
+
+def test_same_seed_repeats_and_another_seed_differs(digits):
+    losses = [GANTrainer(small(seed=s), digits).train(6, sync_every=1).history for s in (4, 4, 5)]
+    assert losses[0] == losses[1]
+    assert losses[0] != losses[2]
+
+
+def test_resuming_from_a_checkpoint_gives_the_same_next_losses(tmp_path, digits):
+    # dropout, uniform z, several D steps and smoothing all draw random numbers or state
+    config = small(d_dropout=0.2, z_dist="uniform", d_steps=2, label_smoothing=0.1, seed=7)
+    straight = GANTrainer(config, digits)
+    straight.train(10, sync_every=1)
+    straight.save_checkpoint(tmp_path / "ckpt.pt")
+    expected = straight.train(25, sync_every=1).history
+
+    resumed = GANTrainer(config.replace(seed=99), digits)  # different init, all replaced by the load
+    resumed.load_checkpoint(tmp_path / "ckpt.pt")
+    assert resumed.step == 10
+    assert resumed.train(25, sync_every=1).history == expected
+    assert torch.equal(resumed.sample(8, seed=1), straight.sample(8, seed=1))
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path, digits):
+    trainer = GANTrainer(small(), digits)
+    trainer.train(2)
+    trainer.save_checkpoint(tmp_path / "c.pt")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert state["step"] == 2 and state["config"]["g_width"] == 8
+    assert set(state) >= {"gen", "disc", "opt_g", "opt_d", "rng"}
+
+
+def test_non_finite_losses_end_the_run_as_diverged(digits):
+    trainer = GANTrainer(small(), digits)
+
+    def poison(trainer, means):
+        if means["step"] == 4:
+            with torch.no_grad():
+                next(trainer.gen.parameters()).fill_(float("nan"))
+
+    result = trainer.train(20, sync_every=2, on_sync=poison)
+    assert result.status == "diverged"
+    assert result.step == 6 and "non-finite loss" in result.message
+    assert math.isfinite(result.history[1]["loss_d"])
+
+
+def test_on_sync_can_stop_early(digits):
+    trainer = GANTrainer(small(), digits)
+    result = trainer.train(50, sync_every=5, on_sync=lambda t, m: m["step"] >= 10)
+    assert result.status == "finished" and result.step == 10
+
+
+def test_sampling_in_train_mode_leaves_batch_norm_statistics_alone(digits):
+    trainer = GANTrainer(small(sample_bn_mode="train"), digits)
+    trainer.train(3)
+    before = {k: v.clone() for k, v in trainer.gen.state_dict().items()}
+    trainer.sample(64)
+    after = trainer.gen.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert trainer.gen.training  # back to training mode
+
+
+def test_eval_and_train_bn_modes_sample_differently(digits):
+    trainer = GANTrainer(small(), digits)
+    trainer.train(20)
+    train_mode = trainer.sample(16, seed=1)
+    trainer.config = trainer.config.replace(sample_bn_mode="eval")
+    eval_mode = trainer.sample(16, seed=1)
+    assert not torch.equal(train_mode, eval_mode)
+
+
+def test_uniform_noise_lies_in_minus_one_to_one(digits):
+    trainer = GANTrainer(small(z_dist="uniform"), digits)
+    z = trainer._noise(1000, torch.Generator().manual_seed(0), "cpu")
+    assert z.min() >= -1 and z.max() <= 1 and z.min() < -0.9 and z.max() > 0.9
+
+
+def test_dataset_lives_on_the_training_device(digits):
+    trainer = GANTrainer(small(), digits, device="cpu")
+    assert trainer.images.device == trainer.device and trainer.images.dtype == torch.uint8
+    assert trainer._real_batch().shape == (32, 1, 16, 16)
+
+
+def test_epochs_visit_every_image_once_before_repeating():
+    images = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1).expand(64, 1, 16, 16).contiguous()
+    trainer = GANTrainer(small(batch_size=16), images)
+    seen = torch.cat([trainer._real_batch()[:, 0, 0, 0] for _ in range(4)])
+    values = ((seen + 1) * 127.5).round().long()
+    assert sorted(values.tolist()) == list(range(64))
+
+
+def test_bf16_autocast_runs_on_cpu_when_asked(digits):
+    trainer = GANTrainer(small(precision="bf16"), digits)
+    result = trainer.train(3)
+    assert trainer.use_bf16 and result.status == "finished"
+
+
+@pytest.mark.parametrize("bad,message", [
+    (lambda d: d.float(), "uint8"),
+    (lambda d: d[:, :, :8, :8], "the config asks"),
+    (lambda d: d[:10], "batch_size=32 exceeds the 10 images"),
+])
+def test_trainer_refuses_mismatched_images(digits, bad, message):
+    with pytest.raises(ValueError, match=message):
+        GANTrainer(small(), bad(digits))
