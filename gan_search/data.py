@@ -76,7 +76,7 @@ def load_dataset(source: str, size: int, channels: int,
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
     root = cache_dir() / "raw" / source
-    path = cache_dir() / "datasets" / f"{_cache_key(source, size, channels, options)}.pt"
+    path = cache_dir() / "datasets" / f"{dataset_key(source, size, channels, options)}.pt"
     if path.is_file():
         saved = torch.load(path, weights_only=True)
         return Dataset(saved["images"], saved.get("labels"), tuple(saved["classes"]),
@@ -88,7 +88,7 @@ def load_dataset(source: str, size: int, channels: int,
     return data
 
 
-def _cache_key(source: str, size: int, channels: int, options: Mapping[str, Any]) -> str:
+def dataset_key(source: str, size: int, channels: int, options: Mapping[str, Any]) -> str:
     described = dict(options)
     if source == "folder":
         described["fingerprint"] = _folder_fingerprint(Path(str(options.get("path", ""))))

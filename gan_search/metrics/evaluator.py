@@ -1,0 +1,125 @@
+"""Evaluator: every score of one set of generated images against cached real statistics.
+
+The real side (features of a fixed, seeded subset of N real images, their Gaussian
+fit, k-means bins and class histogram) is computed once per (dataset, image size,
+channels, extractor, N) and cached under the dataset cache, so a trial's evaluation
+only embeds its own samples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan_search.data import Dataset, cache_dir
+from gan_search.metrics import collapse as cm
+from gan_search.metrics.classifier import CLASSIFIER_VERSION, TrainedClassifier, load_or_train
+from gan_search.metrics.distances import (frechet_distance, gaussian_stats, kernel_mean_offdiag,
+                                          kid_terms)
+from gan_search.metrics.features import embed, get_extractor
+
+STATS_VERSION = 2
+
+
+def ndb_bins(n: int) -> int:
+    """k-means bins for NDB/K: about 50 real samples a bin, between 5 and 50 bins."""
+    return int(min(50, max(5, n // 50)))
+
+
+class Evaluator:
+    """Scores generated uint8 images against a dataset.
+
+    Args:
+        data: the real dataset (images uint8 (N, C, H, W), optional labels).
+        n: the sample count; real reference and generated sets both use n images
+            (all real images when the dataset has fewer). Part of the score's identity.
+        dataset_key: cache key of the dataset (``data.dataset_key``); None disables caching.
+        extractor: "auto" (randconv by image size), "randconv32", "randconv64", "inception".
+        inception_weights: local weights file for the inception extractor.
+    """
+
+    def __init__(self, data: Dataset, n: int, dataset_key: str | None = None,
+                 extractor: str = "auto", inception_weights: str | Path | None = None,
+                 device: str | torch.device | None = None):
+        if n < 2 * cm.NEAREST_K:
+            raise ValueError(f"the sample count must be at least {2 * cm.NEAREST_K}, got {n}")
+        self.n = n
+        self.image_shape = tuple(data.images.shape[1:])
+        self.device = torch.device(device or "cpu")
+        self.extractor = get_extractor(extractor, self.image_shape[-1], inception_weights).eval()
+        self.extractor_name = self.extractor.name
+        cache = cache_dir() if dataset_key is not None else None
+        stats_path = cache / "stats" / f"{dataset_key}-{self.extractor_name}-n{n}.pt" if cache else None
+        self.reference = self._reference(data, stats_path)
+        self.classifier: TrainedClassifier | None = None
+        if data.labels is not None and len(data.classes) >= 2:
+            self.classifier = load_or_train(
+                data.images, data.labels, len(data.classes),
+                cache / "classifiers" / f"{dataset_key}-v{CLASSIFIER_VERSION}.pt" if cache else None)
+            predicted = self.classifier.predict(self.reference["images"])
+            hist = np.bincount(predicted.numpy(), minlength=len(data.classes)) + 0.5
+            self.reference["class_hist"] = hist / hist.sum()  # smoothed: never 0
+
+    def _reference(self, data: Dataset, path: Path | None) -> dict:
+        if path is not None and path.is_file():
+            saved = torch.load(path, weights_only=True)
+            if saved.get("version") == STATS_VERSION:
+                return {k: v.numpy() if isinstance(v, torch.Tensor) and k != "images" else v
+                        for k, v in saved.items()}
+        generator = torch.Generator().manual_seed(0)
+        index = torch.randperm(len(data.images), generator=generator)[:self.n]
+        images = data.images[index.sort().values]
+        features = embed(self.extractor, images, device=self.device)
+        mu, sigma = gaussian_stats(features)
+        centroids = cm.kmeans(features, ndb_bins(len(features)))
+        ref = {"version": STATS_VERSION, "images": images, "features": features, "mu": mu,
+               "sigma": sigma, "centroids": centroids,
+               "bin_counts": cm.bin_counts(features, centroids),
+               # cached so that an evaluation only computes terms involving its own samples
+               "knn_radius": cm.knn_radius(features), "kid_real_term": kernel_mean_offdiag(features)}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            torch.save({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                        for k, v in ref.items()}, tmp)
+            os.replace(tmp, path)
+        return ref
+
+    @property
+    def n_real(self) -> int:
+        return len(self.reference["features"])
+
+    def score(self, images: torch.Tensor) -> dict[str, float | int | str]:
+        """All scores for generated uint8 images (the first n are used)."""
+        if images.dtype != torch.uint8 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"expected uint8 images of shape (N, {', '.join(map(str, self.image_shape))}), "
+                             f"got {images.dtype} {tuple(images.shape)}")
+        if len(images) < self.n:
+            raise ValueError(f"need at least {self.n} generated images, got {len(images)}")
+        started = time.perf_counter()
+        images = images[:self.n]
+        ref = self.reference
+        features = embed(self.extractor, images, device=self.device)
+        mu, sigma = gaussian_stats(features)
+        scores: dict[str, float | int | str] = {
+            "fid_lite": frechet_distance(ref["mu"], ref["sigma"], mu, sigma),
+            "kid": kid_terms(ref["features"], features, float(ref["kid_real_term"])),
+        }
+        scores.update(cm.prdc(ref["features"], features, real_radius=ref["knn_radius"]))
+        scores["ndb_k"] = cm.ndb_k(ref["bin_counts"], cm.bin_counts(features, ref["centroids"]))
+        found = num_classes = None
+        if self.classifier is not None:
+            classes = cm.class_metrics(self.classifier.predict(images).numpy(), ref["class_hist"])
+            scores.update(classes)
+            found, num_classes = int(classes["classes_found"]), self.classifier.num_classes
+            scores["num_classes"] = num_classes
+            scores["classifier_accuracy"] = self.classifier.accuracy
+        scores.update(cm.collapse_score(float(scores["coverage"]), float(scores["ndb_k"]),
+                                        found, num_classes))
+        scores.update({"fid_lite_extractor": self.extractor_name, "fid_lite_n": self.n,
+                       "n_real": self.n_real, "eval_seconds": time.perf_counter() - started})
+        return scores
