@@ -108,6 +108,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     return cmd_train(args)
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score generated images against a space's real data; JSON on stdout."""
+    from gan_search.config import check_space_params, config_from_space
+    from gan_search.space import load_space
+
+    spec = load_space(args.space)
+    check_space_params(spec)
+    config = config_from_space(spec)
+    source, options = (("folder", {"path": args.data}) if args.data
+                       else (spec.data.source, dict(spec.data.options)))
+    from gan_search.data import dataset_key, load_dataset, read_images
+    from gan_search.metrics import Evaluator
+
+    images, notes = read_images(args.images, config.image_size, config.channels)
+    for note in notes:
+        print(f"gan-search: warning: {args.images}: {note}", file=sys.stderr)
+    data = load_dataset(source, config.image_size, config.channels, options)
+    n = args.n or min(spec.budget.eval_samples, len(data.images))
+    if n < 10:
+        raise ConfigError(f"--n {n}: at least 10 samples are needed for the k-NN metrics")
+    if len(images) < n:
+        raise ConfigError(f"{args.images} has {len(images)} images, fewer than N={n} that the "
+                          f"{spec.name} scores use; generate more, or pass --n {len(images)} "
+                          "(scores are only comparable at the same N)")
+    evaluator = Evaluator(data, n=n, dataset_key=dataset_key(source, config.image_size,
+                                                              config.channels, options),
+                          extractor=args.extractor, inception_weights=args.inception_weights)
+    scores = evaluator.score(images)
+    scores["space"], scores["images"] = spec.name, str(args.images)
+    print(json.dumps(scores, indent=2))
+    return 0
+
+
 def cmd_spaces(args: argparse.Namespace) -> int:
     from gan_search.space import list_spaces, load_space
 
@@ -139,6 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common],
                          help="run the search for a space (for now: one trial at its defaults)")
     run.set_defaults(func=cmd_run, device=None)
+    score = sub.add_parser("score", help="score generated images against a space's real data")
+    score.add_argument("--space", default=DEFAULT_SPACE, help="space whose real data is the reference")
+    score.add_argument("--images", required=True, metavar="PATH",
+                       help="folder of images, or a .npy/.pt uint8 array")
+    score.add_argument("--n", type=int, help="sample count N (default: the space's eval_samples)")
+    score.add_argument("--data", metavar="DIR", help="use this folder of real images instead")
+    score.add_argument("--extractor", default="auto",
+                       choices=["auto", "randconv32", "randconv64", "inception"],
+                       help="feature network (default: randconv by image size)")
+    score.add_argument("--inception-weights", metavar="PATH",
+                       help="torchvision inception_v3 state dict, for --extractor inception")
+    score.set_defaults(func=cmd_score)
     spaces = sub.add_parser("spaces", help="list search spaces, or print one")
     spaces.add_argument("name", nargs="?", help="a space to print")
     spaces.set_defaults(func=cmd_spaces)

@@ -158,6 +158,54 @@ def pil_to_square(image: Image.Image, size: int, channels: int,
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
+def read_images(path: str | Path, size: int, channels: int) -> tuple[torch.Tensor, list[str]]:
+    """Generated images to score: a folder of images, or a ``.npy`` / ``.pt`` uint8 array
+    (N, H, W), (N, C, H, W) or (N, H, W, C). Images of another size or channel count
+    are converted to (size, channels), and each conversion is reported as a note.
+    """
+    path = Path(path).expanduser()
+    notes: list[str] = []
+    if path.is_dir():
+        files = _image_files(path)
+        if not files:
+            raise DataError(f"{path} has no images (looked for {', '.join(IMAGE_SUFFIXES)}, "
+                            "recursively)")
+        arrays, shapes, skipped = [], set(), 0
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    shapes.add((image.size, image.mode))
+                    arrays.append(pil_to_square(image, size, channels))
+            except (OSError, ValueError, Image.DecompressionBombError):
+                skipped += 1
+        if not arrays:
+            raise DataError(f"{path}: none of its {len(files)} image files could be read")
+        if skipped:
+            notes.append(f"skipped {skipped} unreadable files")
+        odd = sorted({f"{w}x{h} {mode}" for (w, h), mode in shapes
+                      if (w, h) != (size, size) or (mode == "L") != (channels == 1)})
+        if odd:
+            notes.append(f"converted images of {', '.join(odd[:3])} to {size}x{size} with "
+                         f"{channels} channel(s)")
+        return torch.from_numpy(np.stack(arrays)), notes
+    if path.suffix in (".npy", ".pt") and path.is_file():
+        try:
+            array = np.load(path) if path.suffix == ".npy" else \
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # any reader failure is the user's file, said in one line
+            raise DataError(f"{path}: could not read it as a {path.suffix} array: {err}") from None
+        array = array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+        if array.dtype != np.uint8 or array.ndim not in (3, 4):
+            raise DataError(f"{path}: expected a uint8 array (N, H, W), (N, C, H, W) or "
+                            f"(N, H, W, C) with values 0..255, got {array.dtype} {array.shape}")
+        images = resize_array(array, size, channels)
+        if tuple(array.shape[1:]) not in ((size, size), (channels, size, size), (size, size, channels)):
+            notes.append(f"converted images of shape {tuple(array.shape[1:])} to "
+                         f"{channels}x{size}x{size}")
+        return images, notes
+    raise DataError(f"{path} is neither a folder of images nor a .npy/.pt file")
+
+
 # ---------------------------------------------------------------- sources
 
 def _load_digits(size: int, channels: int, options: Mapping[str, Any], root: Path) -> Decoded:
