@@ -104,8 +104,51 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Until the search lands: one trial of the space at its defaults."""
-    return cmd_train(args)
+    """Run (or resume) a hyperparameter search over a space."""
+    from gan_search.config import search_config
+    from gan_search.space import load_space
+
+    spec = load_space(args.space)
+    name = args.name
+    if args.resume:
+        from gan_search.search_names import latest_search
+
+        name = args.name or latest_search(args.runs_dir, spec.name)
+        if name is None:
+            raise ConfigError(f"--resume: no earlier search of space {spec.name!r} in "
+                              f"{args.runs_dir}; run without --resume to start one")
+    config = search_config(spec, trials=args.trials, iters=args.iters,
+                           concurrency=args.concurrency, sets=parse_sets(args.set),
+                           runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
+                           seed=args.seed, address=args.address, data_dir=args.data)
+    from gan_search import search  # imports ray: after every argument was checked
+
+    search.check_address(config.address)
+    print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
+          f"trials of space {spec.name} ({spec.data.source}, {spec.data.size}px), "
+          f"{config.iters} iterations each, FID-lite every {config.eval_every} on "
+          f"N={config.eval_samples}, {config.concurrency} at a time", flush=True)
+    outcome = search.run_search(config, resume=args.resume,
+                                log=lambda line: print(line, flush=True))
+    summary = search.write_summary(outcome, config)
+    print()
+    print(search.leaderboard(outcome, sorted(config.searched)))
+    print()
+    best = outcome.best
+    if best is not None and best.checkpoint:
+        print(f"best trial {best.trial_id}: FID-lite {best.score:.3f} at step "
+              f"{best.metrics.get('best_step')}; sample grid {Path(best.checkpoint) / 'samples.png'}")
+    print(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
+          f"(leaderboard: {summary})")
+    if outcome.interrupted:
+        print(f"gan-search: interrupted; continue with: gan-search run --space {args.space} "
+              f"--runs-dir {args.runs_dir} --resume --name {outcome.name}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def new_search_name(space: str) -> str:
+    return f"{space}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -169,9 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", parents=[common], help="train one configuration")
     train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     train.set_defaults(func=cmd_train)
-    run = sub.add_parser("run", parents=[common],
-                         help="run the search for a space (for now: one trial at its defaults)")
-    run.set_defaults(func=cmd_run, device=None)
+    run = sub.add_parser("run", help="run a hyperparameter search over a space")
+    run.add_argument("--space", default=DEFAULT_SPACE,
+                     help=f"space name or YAML path (default: {DEFAULT_SPACE})")
+    run.add_argument("--trials", type=int, help="number of trials (default: the space's budget)")
+    run.add_argument("--iters", type=int, help="iterations per trial (default: the space's budget)")
+    run.add_argument("--concurrency", type=int, help="trials at a time (default: the space's)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="fix a setting for every trial (removes it from the search)")
+    run.add_argument("--data", metavar="DIR", help="train on this folder of images instead")
+    run.add_argument("--runs-dir", default="gan_search_runs",
+                     help="where searches are stored (default: ./gan_search_runs)")
+    run.add_argument("--name", help="search name (default: SPACE-DATE-TIME)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted search (--name, or the space's latest)")
+    run.add_argument("--address", help="Ray cluster to join: auto, host:port or ray://host:port "
+                                       "(default: a local Ray)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
+    run.set_defaults(func=cmd_run)
     score = sub.add_parser("score", help="score generated images against a space's real data")
     score.add_argument("--space", default=DEFAULT_SPACE, help="space whose real data is the reference")
     score.add_argument("--images", required=True, metavar="PATH",

@@ -204,3 +204,69 @@ def check_space_params(spec: SearchSpec) -> None:
                 detail = str(err).split(": ", 1)[-1]
                 raise ConfigError(f"{spec.path}: parameters.{name}: {detail}") from None
     config_from_space(spec)  # the defaults must themselves form a valid config
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search: a space plus the user's command-line overrides.
+
+    ``fixed`` holds ``--set`` values (already checked against TrainConfig); they pin a
+    setting for every trial and remove it from the searched parameters.
+    """
+
+    spec: SearchSpec
+    trials: int
+    iters: int
+    eval_every: int
+    eval_samples: int
+    concurrency: int
+    fixed: Mapping[str, Any]
+    runs_dir: str
+    name: str
+    seed: int = 0
+    address: str | None = None
+    data_source: str = ""
+    data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def searched(self) -> dict[str, Any]:
+        """The space's parameters that ``--set`` did not pin."""
+        return {k: p for k, p in self.spec.params.items() if k not in self.fixed}
+
+    def base_values(self) -> dict[str, Any]:
+        """Settings every trial shares: data geometry, budget, the space's fixed values and
+        ``--set``; a trial adds its sampled values on top."""
+        values: dict[str, Any] = {"image_size": self.spec.data.size,
+                                  "channels": self.spec.data.channels}
+        values.update(self.spec.fixed)
+        values.update(self.fixed)
+        values.update({"iters": self.iters, "eval_every": self.eval_every})
+        return values
+
+    def trial_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
+        return TrainConfig.from_dict({**self.base_values(), **sampled}, source="trial")
+
+
+def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | None = None,
+                  concurrency: int | None = None, sets: Mapping[str, Any] | None = None,
+                  runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
+                  address: str | None = None, data_dir: str | None = None) -> SearchConfig:
+    """Check a space and the command-line overrides together; raise ConfigError early."""
+    check_space_params(spec)
+    for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value}: must be >= 1")
+    iters = iters or spec.budget.iters
+    eval_every = min(spec.budget.eval_every, iters)
+    pinned = dict(TrainConfig.from_dict({**spec.defaults(), **(sets or {})}, source="--set").to_dict())
+    fixed = {k: pinned[k] for k in (sets or {})}
+    if "iters" in fixed or "eval_every" in fixed:
+        raise ConfigError("--set iters / eval_every: use --iters (the budget) instead")
+    config = SearchConfig(
+        spec=spec, trials=trials or spec.budget.trials, iters=iters, eval_every=eval_every,
+        eval_samples=spec.budget.eval_samples, concurrency=concurrency or spec.concurrency,
+        fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
+        data_source="folder" if data_dir else spec.data.source,
+        data_options={"path": data_dir} if data_dir else dict(spec.data.options))
+    config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
+    return config

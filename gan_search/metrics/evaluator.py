@@ -64,6 +64,39 @@ class Evaluator:
             hist = np.bincount(predicted.numpy(), minlength=len(data.classes)) + 0.5
             self.reference["class_hist"] = hist / hist.sum()  # smoothed: never 0
 
+    def state(self) -> dict:
+        """Everything a trial needs to rebuild this evaluator without the dataset or the
+        driver's disk (sent to trials through the Ray object store)."""
+        classifier = None
+        if self.classifier is not None:
+            classifier = {"state": self.classifier.model.state_dict(),
+                          "accuracy": self.classifier.accuracy,
+                          "num_classes": self.classifier.num_classes}
+        return {"n": self.n, "image_shape": self.image_shape, "extractor": self.extractor_name,
+                "reference": self.reference, "classifier": classifier}
+
+    @classmethod
+    def from_state(cls, state: dict, device: str | torch.device | None = None,
+                   inception_weights: str | Path | None = None) -> "Evaluator":
+        from gan_search.metrics.classifier import DomainClassifier
+
+        evaluator = cls.__new__(cls)
+        evaluator.n = state["n"]
+        evaluator.image_shape = tuple(state["image_shape"])
+        evaluator.device = torch.device(device or "cpu")
+        name = state["extractor"].rsplit("-", 1)[0] if state["extractor"].startswith("randconv") \
+            else "inception"
+        evaluator.extractor = get_extractor(name, evaluator.image_shape[-1], inception_weights).eval()
+        evaluator.extractor_name = evaluator.extractor.name
+        evaluator.reference = state["reference"]
+        evaluator.classifier = None
+        if state["classifier"] is not None:
+            info = state["classifier"]
+            model = DomainClassifier(evaluator.image_shape[0], info["num_classes"])
+            model.load_state_dict(info["state"])
+            evaluator.classifier = TrainedClassifier(model, info["accuracy"], info["num_classes"])
+        return evaluator
+
     def _reference(self, data: Dataset, path: Path | None) -> dict:
         if path is not None and path.is_file():
             saved = torch.load(path, weights_only=True)

@@ -1,0 +1,374 @@
+"""Builds and runs the Tuner for a search; resume; the leaderboard.
+
+Space -> Tune search space (inclusive YAML bounds become Tune's exclusive integer
+upper bound + 1, which OptunaSearch turns back into Optuna's inclusive bound) ->
+OptunaSearch (TPE; one objective or two for a Pareto front) + ASHA on FID-lite +
+the collapse stopper -> trials with their resources -> results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+# Ray's own console output is replaced by ProgressView; these must be set before ray loads.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune import Callback, Stopper  # noqa: E402
+
+from gan_search.config import SearchConfig  # noqa: E402
+from gan_search.errors import ConfigError  # noqa: E402
+from gan_search.search_names import tune_root  # noqa: E402
+from gan_search.space import Param  # noqa: E402
+
+PARAM_EXCLUDES = ("fid_lite_extractor", "message", "status")
+
+
+def tune_space(params: dict[str, Param]) -> dict[str, Any]:
+    """Space parameters -> Ray Tune domains (bounds inclusive in the YAML)."""
+    space = {}
+    for name, p in params.items():
+        if p.kind == "uniform":
+            space[name] = tune.uniform(p.low, p.high)
+        elif p.kind == "loguniform":
+            space[name] = tune.loguniform(p.low, p.high)
+        elif p.kind == "int":
+            # Tune's upper bound is exclusive; the YAML's is inclusive
+            space[name] = (tune.lograndint if p.log else tune.randint)(p.low, p.high + 1)
+        else:
+            space[name] = tune.choice(list(p.values))
+    return space
+
+
+def objectives(config: SearchConfig) -> tuple[list[str], list[str]]:
+    """Result keys and modes the searcher optimises."""
+    keys = {"fid_lite": "score", "collapse": "score_collapse", "kid": "kid"}
+    names = config.spec.objectives
+    return [keys[n] for n in names], ["min"] * len(names)
+
+
+def check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast (one line) when an explicit host:port cannot be reached; Ray itself
+    would retry for a long time. ``auto`` and no address are left to Ray."""
+    if not address or address in ("auto", "local"):
+        return
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address}: expected host:port (e.g. 10.0.0.5:6379), "
+                          "ray://host:10001 or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({err}); "
+                          "check the address, or leave --address out to run locally") from None
+
+
+@dataclass
+class TrialRow:
+    """One trial's outcome, for the leaderboard and MLflow."""
+
+    trial_id: str
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    path: str | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+    pareto: bool = False
+
+    @property
+    def score(self) -> float:
+        value = self.metrics.get("score")
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    path: str
+    rows: list[TrialRow]
+    interrupted: bool
+    seconds: float
+    objectives: list[str] = field(default_factory=list)
+    study: Any = None  # the Optuna study of a new search (for inspection)
+
+    @property
+    def best(self) -> TrialRow | None:
+        scored = [r for r in self.rows if r.status in ("finished", "stopped") and r.metrics]
+        scored = scored or [r for r in self.rows if r.metrics]
+        return min(scored, key=lambda r: r.score) if scored else None
+
+
+def trial_status(metrics: dict[str, Any], error: Any) -> str:
+    """finished / stopped (early, by ASHA) / collapsed / diverged / failed."""
+    if error is not None:
+        return "failed"
+    status = metrics.get("status")
+    if status in ("diverged", "collapsed", "finished"):
+        return status
+    return "stopped" if metrics else "failed"
+
+
+def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
+    """Mark rows not dominated on every key (all minimised)."""
+    scored = [r for r in rows if all(isinstance(r.metrics.get(k), (int, float)) for k in keys)]
+    for row in scored:
+        mine = [row.metrics[k] for k in keys]
+        row.pareto = not any(
+            all(o <= m for o, m in zip([other.metrics[k] for k in keys], mine)) and
+            any(o < m for o, m in zip([other.metrics[k] for k in keys], mine))
+            for other in scored if other is not row)
+
+
+def experiment_root(config: SearchConfig) -> Path:
+    return tune_root(config.runs_dir)
+
+
+def run_search(config: SearchConfig, resume: bool = False,
+               callbacks: list | None = None, log: Callable[[str], None] = print) -> SearchOutcome:
+    """Run (or resume) a search and return its trials' outcomes."""
+    from gan_search.data import dataset_key, load_dataset
+    from gan_search.metrics import Evaluator
+    from gan_search.trainable import run_trial
+
+    check_address(config.address)
+    path = experiment_root(config) / config.name
+    if resume and not path.is_dir():
+        raise ConfigError(f"--resume: no search {config.name!r} in {path.parent}")
+    if not resume and path.exists():
+        raise ConfigError(f"a search named {config.name!r} already exists in {path.parent}; "
+                          "use --resume to continue it or another --name")
+    spec = config.spec
+    size, channels = spec.data.size, spec.data.channels
+    data = load_dataset(config.data_source, size, channels, config.data_options)
+    if len(data.images) < 2:
+        raise ConfigError(f"{config.data_source}: too few images ({len(data.images)})")
+    n = min(config.eval_samples, len(data.images))
+    evaluator = Evaluator(data, n=n, dataset_key=dataset_key(
+        config.data_source, size, channels, config.data_options))
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR", configure_logging=True)
+        except (ConnectionError, RuntimeError) as err:
+            raise ConfigError(f"--address {config.address}: could not connect to Ray: "
+                              f"{' '.join(str(err).split())}") from None
+    gpus = ray.cluster_resources().get("GPU", 0)
+    resources = {"cpu": spec.resources.cpu}
+    if spec.resources.gpu > 0 and gpus > 0:
+        resources["gpu"] = spec.resources.gpu
+    elif spec.resources.gpu > 0:
+        log(f"note: {spec.path} asks for {spec.resources.gpu} GPU per trial but the Ray cluster "
+            "has no GPUs; trials run on CPU")
+    settings = {"base": config.base_values(), "cpu": spec.resources.cpu,
+                "gpu": resources.get("gpu", 0),
+                "collapse_threshold": spec.scheduler.collapse_threshold,
+                "collapse_patience": spec.scheduler.collapse_patience}
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, images=data.images, evaluator_state=evaluator.state(),
+                             settings=settings), resources)
+    keys, modes = objectives(config)
+    started = time.perf_counter()
+    view = ProgressView(config.trials, log=log)
+    if resume:
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        tuner, searcher = _new_tuner(config, trainable, keys, modes, [view, *(callbacks or [])])
+    grid = tuner.fit()
+    rows = _rows(grid, config, saved_trial_states(path))
+    if len(keys) > 1:
+        pareto_front(rows, keys)
+    done = sum(r.status in ("finished", "stopped", "collapsed", "diverged", "failed") for r in rows)
+    outcome = SearchOutcome(config.name, str(path), rows, interrupted=done < config.trials,
+                            seconds=time.perf_counter() - started, objectives=keys,
+                            study=None if resume else searcher._ot_study)
+    return outcome
+
+
+def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: list[str],
+               callbacks: list) -> Any:
+    import optuna
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    spec = config.spec
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
+    sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
+                                         multivariate=True)
+    searcher = OptunaSearch(
+        metric=keys if len(keys) > 1 else keys[0], mode=modes if len(modes) > 1 else modes[0],
+        sampler=sampler, study_name=config.name, seed=config.seed)
+    evals = math.ceil(config.iters / config.eval_every)
+    if spec.scheduler.kind == "asha" and evals > 1:
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric="score", mode="min",
+                                  max_t=evals, grace_period=min(spec.scheduler.grace_period, evals),
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    return tune.Tuner(
+        trainable,
+        param_space=tune_space(config.searched),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    num_samples=config.trials,
+                                    max_concurrent_trials=config.concurrency,
+                                    reuse_actors=True, trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=config.name, storage_path=str(experiment_root(config)), verbose=0,
+            stop=CollapseStopper(), callbacks=callbacks,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="fid_lite",
+                checkpoint_score_order="min"),  # the best one (plus the latest, for resume)
+            failure_config=tune.FailureConfig(max_failures=1)),
+    ), searcher
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folders (Tune's default repeats every parameter in the name)."""
+    return f"trial_{trial.trial_id}"
+
+
+def saved_trial_states(path: Path) -> dict[str, str]:
+    """Tune's saved state of each trial (TERMINATED, ERROR, PENDING...): after an interrupt,
+    the trials Tune will run again on resume are the ones not TERMINATED or ERROR."""
+    try:
+        return {t.trial_id: t.status for t in tune.ExperimentAnalysis(str(path)).trials}
+    except (OSError, ValueError, RuntimeError):
+        return {}
+
+
+def _rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[TrialRow]:
+    rows = []
+    for result in grid:
+        metrics = dict(result.metrics or {})
+        error = result.error
+        params = {k: v for k, v in (result.config or {}).items()}
+        best = None
+        if result.best_checkpoints:
+            best = min(result.best_checkpoints,
+                       key=lambda pair: pair[1].get("fid_lite", math.inf))[0].path
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial_")
+        status = trial_status(metrics, error)
+        if states.get(trial_id, "TERMINATED") not in ("TERMINATED", "ERROR"):
+            status = "interrupted"
+        rows.append(TrialRow(
+            trial_id=trial_id, status=status, params=params,
+            metrics={k: v for k, v in metrics.items() if k not in ("config",)},
+            path=result.path, checkpoint=best,
+            error=" ".join(str(error).split())[:300] if error else None))
+    return rows
+
+
+class CollapseStopper(Stopper):
+    """Stops a trial that reports ``collapsed`` (collapse above the threshold for
+    ``patience`` evaluations in a row; the rule lives in the trial, see trainable.py)."""
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return bool(result.get("collapsed", False))
+
+    def stop_all(self) -> bool:
+        return False
+
+
+class ProgressView(Callback):
+    """One concise line per trial event, in place of Ray's tables.
+
+    Counts come from the trial list Tune passes with every event, so they are right
+    after a resume too (when Tune restores this callback from the saved experiment).
+    """
+
+    def __init__(self, planned: int, log: Callable[[str], None] = print) -> None:
+        self.planned, self.log = planned, log
+        self.started = time.perf_counter()
+
+    def __setstate__(self, state: dict) -> None:  # restored by Tuner.restore: a new clock
+        self.__dict__.update(state)
+        self.started = time.perf_counter()
+
+    def _line(self, text: str, trials: list) -> None:
+        counts: dict[str, int] = {}
+        best: tuple[float, str] | None = None
+        for trial in trials:
+            result = trial.last_result or {}
+            score = result.get("score")
+            if result.get("status") != "diverged" and isinstance(score, (int, float)):
+                if best is None or score < best[0]:
+                    best = (float(score), trial.trial_id)
+            if trial.status in ("TERMINATED", "ERROR"):
+                status = "failed" if trial.status == "ERROR" else trial_status(result, None)
+                counts[status] = counts.get(status, 0) + 1
+        running = sum(t.status == "RUNNING" for t in trials)
+        ended = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none ended"
+        best_text = f"best FID-lite {best[0]:.3f} ({best[1]})" if best else "no score yet"
+        self.log(f"[{time.perf_counter() - self.started:5.0f}s] {text:42s} | {running} running, "
+                 f"{sum(counts.values())}/{self.planned} ended ({ended}) | {best_text}")
+
+    def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
+        self._line(f"trial {trial.trial_id} started", trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+        self._end(trial, trials, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+        self._end(trial, trials, "failed")
+
+    def _end(self, trial: Any, trials: list, status: str | None) -> None:
+        metrics = trial.last_result or {}
+        status = status or trial_status(metrics, None)
+        fid = metrics.get("score")
+        detail = f" at step {metrics.get('step')}, FID-lite {fid:.3f}" if isinstance(
+            fid, (int, float)) and status != "diverged" else ""
+        self._line(f"trial {trial.trial_id} {status}{detail}", trials)
+
+
+def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> str:
+    """A plain-text table of trials, best first (Pareto members marked with *)."""
+    two = len(outcome.objectives) > 1
+    rows = sorted(outcome.rows, key=lambda r: (r.status in ("diverged", "failed"), r.score))
+    # every score is the trial's best evaluation (at `step`), or the collapsing one
+    header = ["rank", "trial", "status", "FID-lite", "step", "collapse", "KID",
+              *(["pareto"] if two else []), *searched]
+    lines = [header]
+    for rank, row in enumerate(rows[:top], 1):
+        m = row.metrics
+        fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
+            isinstance(v, bool) else "-"  # noqa: E731
+        cells = [str(rank), row.trial_id, row.status,
+                 fmt(m.get("score")),
+                 str(m.get("step") if row.status == "collapsed" else m.get("best_step", "-")), fmt(m.get("score_collapse")),
+                 fmt(m.get("kid") if row.status == "collapsed" else m.get("kid_best"), ".4f"),
+                 *(["*" if row.pareto else ""] if two else []),
+                 *[fmt(row.params.get(k), ".3g") if isinstance(row.params.get(k), float)
+                   else str(row.params.get(k, "-")) for k in searched]]
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+
+
+def write_summary(outcome: SearchOutcome, config: SearchConfig) -> Path:
+    """leaderboard.json beside Tune's state in the experiment folder."""
+    path = Path(outcome.path) / "leaderboard.json"
+    path.write_text(json.dumps({
+        "name": outcome.name, "space": config.spec.name, "objectives": outcome.objectives,
+        "seconds": outcome.seconds, "interrupted": outcome.interrupted,
+        "trials": [{"trial_id": r.trial_id, "status": r.status, "params": r.params,
+                    "metrics": {k: v for k, v in r.metrics.items()
+                                if isinstance(v, (int, float, str, bool)) or v is None},
+                    "checkpoint": r.checkpoint, "pareto": r.pareto, "error": r.error}
+                   for r in outcome.rows]}, indent=2, default=str))
+    return path

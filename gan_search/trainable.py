@@ -1,0 +1,110 @@
+"""The Ray Tune function trainable: one DCGAN trial. The only module that calls
+``tune.report``.
+
+A trial trains for ``eval_every`` iterations, evaluates N samples against the real
+statistics it received through the object store, and reports every score with a
+checkpoint (trainer state, sample grid, progress). It never touches the driver's disk
+or the MLflow store: on a cluster everything it makes travels through Ray.
+
+What the search sees (``score`` and, for two objectives, ``score_collapse``):
+- normally the best evaluation so far (FID-lite, and the collapse score at that
+  evaluation), with its step in ``best_step``: GANs often get worse late;
+- once a trial is collapsed (``collapse`` above the threshold for ``patience``
+  evaluations in a row), the values of the evaluation that declared it, so that
+  Optuna learns the region ends badly; the collapse stopper then ends the trial;
+- a diverged trial (non-finite losses) reports ``DIVERGED_SCORE`` and ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from gan_search.metrics import Evaluator
+from gan_search.train import GANTrainer
+
+DIVERGED_SCORE = 1.0e4  # worse than any FID-lite a working generator reaches
+TRAINER_FILE, GRID_FILE, PROGRESS_FILE = "trainer.pt", "samples.png", "progress.json"
+STATUSES = ("finished", "stopped", "collapsed", "diverged", "failed")
+
+
+def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: dict,
+              settings: dict[str, Any]) -> None:
+    """Train and evaluate one configuration, reporting each evaluation to Tune.
+
+    Args:
+        config: the sampled hyperparameters (Tune's trial config).
+        images: the shared uint8 dataset (from the object store).
+        evaluator_state: ``Evaluator.state()`` of the driver (real statistics).
+        settings: base trial settings and the collapse rule (threshold, patience).
+    """
+    from gan_search.config import TrainConfig
+
+    trial_config = TrainConfig.from_dict({**settings["base"], **config}, source="trial")
+    gpu = settings.get("gpu", 0) > 0 and torch.cuda.is_available()
+    torch.set_num_threads(max(1, int(settings.get("cpu", 1))))
+    trainer = GANTrainer(trial_config, images, device="cuda" if gpu else "cpu")
+    evaluator = Evaluator.from_state(evaluator_state, device=trainer.device)
+    progress = {"best_fid": math.inf, "best_step": 0, "best_collapse": 1.0, "best_kid": math.inf,
+                "streak": 0}
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # resumed: restore the trainer and the best-so-far record
+        with checkpoint.as_directory() as folder:
+            trainer.load_checkpoint(Path(folder) / TRAINER_FILE)
+            progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
+
+    every = trial_config.eval_every
+    while trainer.step < trial_config.iters:
+        target = min(trial_config.iters, (trainer.step // every + 1) * every)
+        outcome = trainer.train(target, sync_every=min(25, every))
+        losses = outcome.history[-1] if outcome.history else {}
+        if outcome.status == "diverged":
+            tune.report({"status": "diverged", "step": trainer.step, "score": DIVERGED_SCORE,
+                         "score_collapse": 1.0, "fid_lite_best": DIVERGED_SCORE,
+                         "collapsed": False, "message": outcome.message})
+            return
+        scores = evaluator.score(trainer.sample(evaluator.n))
+        metrics = _progress_metrics(scores, progress, trainer.step, settings)
+        metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
+                        "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
+        # what the optimizers really use, so that a search can prove it trains what it sampled
+        group_g, group_d = trainer.opt_g.param_groups[0], trainer.opt_d.param_groups[0]
+        metrics.update({"opt_lr_g": group_g["lr"], "opt_lr_d": group_d["lr"],
+                        "opt_beta1": group_g["betas"][0], "opt_beta2": group_g["betas"][1]})
+        metrics["status"] = ("collapsed" if metrics["collapsed"] else
+                             "finished" if trainer.step >= trial_config.iters else "running")
+        with tempfile.TemporaryDirectory() as folder:
+            trainer.save_checkpoint(Path(folder) / TRAINER_FILE)
+            trainer.save_grid(Path(folder) / GRID_FILE)
+            (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if metrics["collapsed"]:
+            return  # the collapse stopper ends it too; returning keeps a lone trial honest
+
+
+def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -> dict:
+    """Update the best-so-far record and the collapse streak; the metrics to report."""
+    fid, collapse = float(scores["fid_lite"]), float(scores["collapse"])
+    if fid < progress["best_fid"]:
+        progress.update(best_fid=fid, best_step=step, best_collapse=collapse,
+                        best_kid=float(scores["kid"]))
+    above = collapse > settings["collapse_threshold"]
+    progress["streak"] = progress["streak"] + 1 if above else 0
+    collapsed = progress["streak"] >= settings["collapse_patience"]
+    metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+    metrics.update({
+        "step": step, "fid_lite_extractor": scores["fid_lite_extractor"],
+        "fid_lite_best": progress["best_fid"], "best_step": progress["best_step"],
+        "kid_best": progress["best_kid"],
+        "collapse_streak": progress["streak"], "collapsed": collapsed,
+        "score": fid if collapsed else progress["best_fid"],
+        "score_collapse": collapse if collapsed else progress["best_collapse"],
+    })
+    return metrics

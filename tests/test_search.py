@@ -1,0 +1,192 @@
+"""The search: space translation, a real local Ray Tune + Optuna search on `smoke`,
+statuses, the collapse stopper, and bad input at the command line."""
+
+import json
+import math
+
+import optuna
+import pytest
+from ray.tune.search.optuna import OptunaSearch
+
+from conftest import run_cli
+from gan_search.config import search_config
+from gan_search.errors import ConfigError
+from gan_search.search import TrialRow, leaderboard, pareto_front, run_search, trial_status, tune_space
+from gan_search.space import load_space, parse_space
+
+SPACE = {
+    "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
+    "parameters": {
+        "g_width": {"kind": "int", "low": 4, "high": 8},
+        "d_width": {"kind": "int", "low": 4, "high": 16, "log": True},
+        "lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+        "beta1": {"kind": "uniform", "low": 0.1, "high": 0.8},
+        "kernel_size": {"kind": "choice", "values": [4, 5]},
+    },
+    "fixed": {"z_dim": 8, "batch_size": 32},
+    "budget": {"trials": 4, "iters": 40, "eval_every": 20, "eval_samples": 100},
+    "resources": {"cpu": 0.5},
+    "concurrency": 2,
+}
+
+
+def test_inclusive_yaml_bounds_survive_the_tune_to_optuna_conversion():
+    spec = parse_space(SPACE, "space.yaml")
+    distributions = OptunaSearch.convert_search_space(tune_space(dict(spec.params)))
+    assert distributions["g_width"] == optuna.distributions.IntDistribution(4, 8)
+    assert distributions["d_width"] == optuna.distributions.IntDistribution(4, 16, log=True)
+    assert distributions["lr_g"] == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    assert distributions["beta1"] == optuna.distributions.FloatDistribution(0.1, 0.8)
+    assert distributions["kernel_size"] == optuna.distributions.CategoricalDistribution([4, 5])
+    # and sampling reaches both inclusive ends
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {study.ask({"g_width": distributions["g_width"]}).params["g_width"] for _ in range(200)}
+    assert seen == {4, 5, 6, 7, 8}
+
+
+def test_set_pins_a_setting_and_removes_it_from_the_search():
+    spec = parse_space(SPACE, "space.yaml")
+    config = search_config(spec, sets={"lr_g": "0.003"}, name="x")
+    assert "lr_g" not in config.searched and config.fixed == {"lr_g": 0.003}
+    assert config.trial_config({"g_width": 5}).lr_g == 0.003
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"sets": {"lr": "1"}}, "unknown setting 'lr'"),
+    ({"sets": {"g_width": "wide"}}, "g_width='wide' is not a valid int"),
+    ({"trials": 0}, "--trials 0: must be >= 1"),
+    ({"sets": {"iters": "5"}}, "use --iters"),
+])
+def test_search_config_refuses_bad_overrides(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        search_config(parse_space(SPACE, "space.yaml"), name="x", **kwargs)
+
+
+def test_trial_status_mapping():
+    assert trial_status({"status": "finished"}, None) == "finished"
+    assert trial_status({"status": "running", "step": 20}, None) == "stopped"
+    assert trial_status({"status": "collapsed"}, None) == "collapsed"
+    assert trial_status({"status": "diverged"}, None) == "diverged"
+    assert trial_status({"status": "finished"}, RuntimeError("x")) == "failed"
+    assert trial_status({}, None) == "failed"
+
+
+def test_pareto_front_marks_non_dominated_trials():
+    rows = [TrialRow(str(i), "finished", {}, {"score": f, "score_collapse": c})
+            for i, (f, c) in enumerate([(1, 0.9), (2, 0.5), (3, 0.1), (3, 0.6), (4, 0.2)])]
+    pareto_front(rows, ["score", "score_collapse"])
+    assert [r.pareto for r in rows] == [True, True, True, False, False]
+
+
+@pytest.fixture(scope="module")
+def smoke_search(tmp_path_factory):
+    """One real search (local Ray, Optuna TPE, ASHA) on a tiny synthetic space."""
+    runs = tmp_path_factory.mktemp("runs")
+    spec = parse_space(SPACE, str(runs / "space.yaml"))
+    config = search_config(spec, runs_dir=str(runs), name="smoke-test")
+    lines = []
+    outcome = run_search(config, log=lines.append)
+    return config, outcome, lines
+
+
+def test_smoke_search_ends_every_trial_with_a_score_or_a_status(smoke_search):
+    config, outcome, lines = smoke_search
+    assert not outcome.interrupted and len(outcome.rows) == 4
+    assert len({r.trial_id for r in outcome.rows}) == 4
+    for row in outcome.rows:
+        assert row.status in ("finished", "stopped", "collapsed", "diverged"), row.error
+        assert math.isfinite(row.score) and row.metrics["fid_lite_extractor"] == "randconv32-v1"
+        assert row.metrics["best_step"] in (20, 40)
+    assert any(r.status == "finished" for r in outcome.rows)
+    # the live view printed a line per start and per end, not Ray's tables
+    assert sum("started" in line for line in lines) == 4
+    assert sum("4/4 ended" in line for line in lines) == 1
+
+
+def test_each_trial_trains_with_its_sampled_values(smoke_search):
+    _, outcome, _ = smoke_search
+    lrs = set()
+    for row in outcome.rows:
+        m, p = row.metrics, row.params
+        assert m["opt_lr_g"] == pytest.approx(p["lr_g"]) and m["opt_beta1"] == pytest.approx(p["beta1"])
+        assert 4 <= p["g_width"] <= 8 and p["kernel_size"] in (4, 5)
+        lrs.add(p["lr_g"])
+    assert len(lrs) == 4  # every trial got its own value
+
+
+def test_leaderboard_lists_best_first_with_a_checkpoint(smoke_search, tmp_path):
+    config, outcome, _ = smoke_search
+    table = leaderboard(outcome, sorted(config.searched))
+    assert table.splitlines()[0].split()[:4] == ["rank", "trial", "status", "FID-lite"]
+    assert outcome.best.trial_id in table.splitlines()[1]
+    assert outcome.best.checkpoint and (outcome.best.checkpoint + "/samples.png")
+
+
+def test_collapsed_trials_are_stopped_and_told_to_optuna(tmp_path):
+    """With a threshold every sample set exceeds, each trial is declared collapsed at its
+    first evaluation, stopped there, and Optuna receives that evaluation's score."""
+    raw = {**SPACE, "budget": {"trials": 2, "iters": 60, "eval_every": 20, "eval_samples": 100},
+           "scheduler": {"kind": "none", "collapse_threshold": 0.01, "collapse_patience": 1}}
+    config = search_config(parse_space(raw, str(tmp_path / "c.yaml")), runs_dir=str(tmp_path),
+                           name="collapse-test")
+    outcome = run_search(config, log=lambda line: None)
+    assert [r.status for r in outcome.rows] == ["collapsed", "collapsed"]
+    assert all(r.metrics["step"] == 20 for r in outcome.rows)  # stopped at once, not at 60
+    told = sorted(t.value for t in outcome.study.trials)
+    assert told == sorted(r.metrics["fid_lite"] for r in outcome.rows)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--space", "kittens"], "unknown space 'kittens'; known spaces:"),
+    (["--space", "smoke", "--address", "127.0.0.1:1"], "cannot reach a Ray cluster there"),
+    (["--space", "smoke", "--set", "lr=1"], "unknown setting 'lr'"),
+    (["--space", "smoke", "--trials", "0"], "--trials 0: must be >= 1"),
+    (["--space", "smoke", "--resume", "--runs-dir", "EMPTY"], "--resume: no earlier search"),
+    (["--space", "BADFILE"], "parameters.lr_g: low <= high must hold"),
+])
+def test_run_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {source: fake}\nparameters:\n  lr_g: {kind: uniform, low: 1, high: 0}\n")
+    args = [str(bad) if a == "BADFILE" else str(tmp_path / "empty") if a == "EMPTY" else a
+            for a in args]
+    result = run_cli("run", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert not (tmp_path / "gan_search_runs").exists()
+
+
+def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "gan-search"
+    args = [str(script), "run", "--space", "smoke", "--trials", "5", "--concurrency", "1",
+            "--iters", "40", "--runs-dir", str(tmp_path), "--name", "rs"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    for line in proc.stdout:
+        if "2/5 ended" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, rest
+    assert "--resume --name rs" in rest
+    board = tmp_path / "tune" / "rs" / "leaderboard.json"
+    before = {t["trial_id"]: t for t in json.loads(board.read_text())["trials"]}
+    ended = {k: t for k, t in before.items() if t["status"] != "interrupted"}
+    assert 2 <= len(ended) < 5
+
+    resumed = run_cli("run", "--space", "smoke", "--trials", "5", "--concurrency", "1",
+                      "--iters", "40", "--runs-dir", str(tmp_path), "--name", "rs", "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = json.loads(board.read_text())["trials"]
+    assert len(after) == 5 and len({t["trial_id"] for t in after}) == 5
+    assert all(t["status"] in ("finished", "stopped", "collapsed", "diverged") for t in after)
+    for trial in after:  # trials that had ended were not run again
+        if trial["trial_id"] in ended:
+            assert trial["metrics"]["score"] == ended[trial["trial_id"]]["metrics"]["score"]
+            assert trial["metrics"]["time_total_s"] == ended[trial["trial_id"]]["metrics"]["time_total_s"]
+    assert len(list((tmp_path / "tune" / "rs").glob("trial_*"))) == 5
