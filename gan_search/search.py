@@ -300,7 +300,7 @@ class ProgressView(Callback):
         self.__dict__.update(state)
         self.started = time.perf_counter()
 
-    def _line(self, text: str, trials: list) -> None:
+    def _line(self, text: str, trials: list, ending: tuple[str, str] | None = None) -> None:
         counts: dict[str, int] = {}
         best: tuple[float, str] | None = None
         for trial in trials:
@@ -309,10 +309,14 @@ class ProgressView(Callback):
             if result.get("status") != "diverged" and isinstance(score, (int, float)):
                 if best is None or score < best[0]:
                     best = (float(score), trial.trial_id)
-            if trial.status in ("TERMINATED", "ERROR"):
+            if ending and trial.trial_id == ending[0]:
+                # Tune calls on_trial_complete/error before it marks the trial ended
+                counts[ending[1]] = counts.get(ending[1], 0) + 1
+            elif trial.status in ("TERMINATED", "ERROR"):
                 status = "failed" if trial.status == "ERROR" else trial_status(result, None)
                 counts[status] = counts.get(status, 0) + 1
-        running = sum(t.status == "RUNNING" for t in trials)
+        running = sum(t.status == "RUNNING" and (not ending or t.trial_id != ending[0])
+                      for t in trials)
         ended = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none ended"
         best_text = f"best FID-lite {best[0]:.3f} ({best[1]})" if best else "no score yet"
         self.log(f"[{time.perf_counter() - self.started:5.0f}s] {text:42s} | {running} running, "
@@ -333,7 +337,7 @@ class ProgressView(Callback):
         fid = metrics.get("score")
         detail = f" at step {metrics.get('step')}, FID-lite {fid:.3f}" if isinstance(
             fid, (int, float)) and status != "diverged" else ""
-        self._line(f"trial {trial.trial_id} {status}{detail}", trials)
+        self._line(f"trial {trial.trial_id} {status}{detail}", trials, (trial.trial_id, status))
 
 
 def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> str:
