@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from gan_search.errors import ConfigError, GanSearchError
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DEFAULT_SPACE = "digits"
 
@@ -124,13 +127,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gan_search import search  # imports ray: after every argument was checked
 
     search.check_address(config.address)
+    from gan_search import tracking
+
+    tracking.check_store(config.runs_dir, args.tracking_uri)
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
           f"trials of space {spec.name} ({spec.data.source}, {spec.data.size}px), "
           f"{config.iters} iterations each, FID-lite every {config.eval_every} on "
           f"N={config.eval_samples}, {config.concurrency} at a time", flush=True)
-    outcome = search.run_search(config, resume=args.resume,
+    outcome = search.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                                 log=lambda line: print(line, flush=True))
-    summary = search.write_summary(outcome, config)
+    summary = Path(outcome.path) / "leaderboard.json"
     print()
     print(search.leaderboard(outcome, sorted(config.searched)))
     print()
@@ -140,6 +146,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{best.metrics.get('best_step')}; sample grid {Path(best.checkpoint) / 'samples.png'}")
     print(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
           f"(leaderboard: {summary})")
+    share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
+    where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir}"
+    print(f"MLflow: parent run {outcome.parent_run_id} ({outcome.logging_seconds:.1f} s of "
+          f"logging, {100 * share:.1f}% of the search); compare trials with: {where}")
     if outcome.interrupted:
         print(f"gan-search: interrupted; continue with: gan-search run --space {args.space} "
               f"--runs-dir {args.runs_dir} --resume --name {outcome.name}", file=sys.stderr)
@@ -181,6 +191,58 @@ def cmd_score(args: argparse.Namespace) -> int:
     scores = evaluator.score(images)
     scores["space"], scores["images"] = spec.name, str(args.images)
     print(json.dumps(scores, indent=2))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start the MLflow UI on a runs directory's store (127.0.0.1 unless --host)."""
+    import subprocess
+
+    from gan_search.tracking import ui_command
+
+    command = ui_command(args.runs_dir, args.host, args.port)
+    print(f"MLflow UI for {Path(args.runs_dir).resolve()}: http://{args.host}:{args.port} "
+          "(Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """A fresh sample grid from a trial's best checkpoint, loaded through MLflow."""
+    import tempfile
+
+    from gan_search.tracking import download_generator, find_run
+
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n}: must be >= 1")
+    client, run_id = find_run(args.runs_dir, args.tracking_uri, args.run)
+    import torch
+    from torchvision.utils import make_grid, save_image
+
+    from gan_search.config import TrainConfig
+    from gan_search.models import Generator
+
+    with tempfile.TemporaryDirectory() as folder:
+        state = torch.load(download_generator(client, run_id, folder), map_location="cpu",
+                           weights_only=True)
+    config = TrainConfig.from_dict(state["config"])
+    gen = Generator(config.image_size, config.channels, config.z_dim, config.g_width,
+                    config.kernel_size, config.batch_norm)
+    gen.load_state_dict(state["gen"])
+    gen.train(config.sample_bn_mode == "train")
+    generator = torch.Generator().manual_seed(args.seed)
+    shape = (args.n, config.z_dim)
+    z = torch.rand(shape, generator=generator) * 2 - 1 if config.z_dist == "uniform" else \
+        torch.randn(shape, generator=generator)
+    with torch.no_grad():
+        images = gen(z)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(make_grid(images, nrow=max(1, int(args.n ** 0.5)), normalize=True,
+                         value_range=(-1, 1)), out)
+    print(f"wrote {args.n} samples of run {run_id} (step {state['step']}) to {out}")
     return 0
 
 
@@ -229,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster to join: auto, host:port or ray://host:port "
                                        "(default: a local Ray)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
+    run.add_argument("--tracking-uri", help="MLflow tracking server (default: the embedded "
+                                            "SQLite store in --runs-dir)")
     run.set_defaults(func=cmd_run)
     score = sub.add_parser("score", help="score generated images against a space's real data")
     score.add_argument("--space", default=DEFAULT_SPACE, help="space whose real data is the reference")
@@ -242,6 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--inception-weights", metavar="PATH",
                        help="torchvision inception_v3 state dict, for --extractor inception")
     score.set_defaults(func=cmd_score)
+    ui = sub.add_parser("ui", help="open the MLflow UI on the search store")
+    ui.add_argument("--runs-dir", default="gan_search_runs")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    ui.set_defaults(func=cmd_ui)
+    sample = sub.add_parser("sample", help="sample a grid from a trial's best checkpoint")
+    sample.add_argument("--run", default="best", help="MLflow run id of a trial, or best")
+    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--out", default="samples.png", help="PNG to write")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--runs-dir", default="gan_search_runs")
+    sample.add_argument("--tracking-uri", help="MLflow tracking server instead of the store")
+    sample.set_defaults(func=cmd_sample)
     spaces = sub.add_parser("spaces", help="list search spaces, or print one")
     spaces.add_argument("name", nargs="?", help="a space to print")
     spaces.set_defaults(func=cmd_spaces)

@@ -30,6 +30,7 @@ from ray.tune import Callback, Stopper  # noqa: E402
 from gan_search.config import SearchConfig  # noqa: E402
 from gan_search.errors import ConfigError  # noqa: E402
 from gan_search.search_names import tune_root  # noqa: E402
+from gan_search.trainable import trial_status  # noqa: E402
 from gan_search.space import Param  # noqa: E402
 
 PARAM_EXCLUDES = ("fid_lite_extractor", "message", "status")
@@ -104,22 +105,14 @@ class SearchOutcome:
     seconds: float
     objectives: list[str] = field(default_factory=list)
     study: Any = None  # the Optuna study of a new search (for inspection)
+    logging_seconds: float = 0.0  # time spent writing MLflow records
+    parent_run_id: str | None = None
 
     @property
     def best(self) -> TrialRow | None:
         scored = [r for r in self.rows if r.status in ("finished", "stopped") and r.metrics]
         scored = scored or [r for r in self.rows if r.metrics]
         return min(scored, key=lambda r: r.score) if scored else None
-
-
-def trial_status(metrics: dict[str, Any], error: Any) -> str:
-    """finished / stopped (early, by ASHA) / collapsed / diverged / failed."""
-    if error is not None:
-        return "failed"
-    status = metrics.get("status")
-    if status in ("diverged", "collapsed", "finished"):
-        return status
-    return "stopped" if metrics else "failed"
 
 
 def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
@@ -137,14 +130,41 @@ def experiment_root(config: SearchConfig) -> Path:
     return tune_root(config.runs_dir)
 
 
-def run_search(config: SearchConfig, resume: bool = False,
-               callbacks: list | None = None, log: Callable[[str], None] = print) -> SearchOutcome:
-    """Run (or resume) a search and return its trials' outcomes."""
+def search_params(config: SearchConfig) -> dict[str, Any]:
+    """The search's settings, as logged on the MLflow parent run."""
+    spec = config.spec
+    params: dict[str, Any] = {
+        "space": spec.name, "data.source": config.data_source, "data.size": spec.data.size,
+        "data.channels": spec.data.channels, "trials": config.trials, "iters": config.iters,
+        "eval_every": config.eval_every, "eval_samples": config.eval_samples,
+        "concurrency": config.concurrency, "seed": config.seed,
+        "objectives": list(spec.objectives), "searched": sorted(config.searched),
+        "scheduler": spec.scheduler.kind, "grace_period": spec.scheduler.grace_period,
+        "reduction_factor": spec.scheduler.reduction_factor,
+        "collapse_threshold": spec.scheduler.collapse_threshold,
+        "collapse_patience": spec.scheduler.collapse_patience,
+        "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
+        "sampler": "optuna-tpe", "address": config.address or "local"}
+    params.update({f"set.{k}": v for k, v in config.fixed.items()})
+    if config.data_options:
+        params["data.options"] = json.dumps(dict(config.data_options), default=str)
+    params["base"] = config.base_values()  # the children's shared settings (not a parent param)
+    return params
+
+
+def run_search(config: SearchConfig, resume: bool = False, callbacks: list | None = None,
+               log: Callable[[str], None] = print, tracking_uri: str | None = None,
+               track: bool = True) -> SearchOutcome:
+    """Run (or resume) a search, recorded in MLflow, and return its trials' outcomes."""
+    from gan_search import tracking
+
     from gan_search.data import dataset_key, load_dataset
     from gan_search.metrics import Evaluator
     from gan_search.trainable import run_trial
 
     check_address(config.address)
+    if track:
+        tracking.check_store(config.runs_dir, tracking_uri)
     path = experiment_root(config) / config.name
     if resume and not path.is_dir():
         raise ConfigError(f"--resume: no search {config.name!r} in {path.parent}")
@@ -184,11 +204,19 @@ def run_search(config: SearchConfig, resume: bool = False,
     keys, modes = objectives(config)
     started = time.perf_counter()
     view = ProgressView(config.trials, log=log)
+    tracker = None
+    if track:
+        tracker = tracking.MlflowTracker(config.runs_dir, tracking_uri, spec.name, config.name,
+                                         search_params(config), spec.path)
+        tracker.start()
     if resume:
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
+        tracker = tracking.RESTORED.pop(config.name, tracker)  # the instance Tune restored
     else:
-        tuner, searcher = _new_tuner(config, trainable, keys, modes, [view, *(callbacks or [])])
+        extra = [tracker] if tracker else []
+        tuner, searcher = _new_tuner(config, trainable, keys, modes,
+                                     [view, *extra, *(callbacks or [])])
     grid = tuner.fit()
     rows = _rows(grid, config, saved_trial_states(path))
     if len(keys) > 1:
@@ -197,6 +225,12 @@ def run_search(config: SearchConfig, resume: bool = False,
     outcome = SearchOutcome(config.name, str(path), rows, interrupted=done < config.trials,
                             seconds=time.perf_counter() - started, objectives=keys,
                             study=None if resume else searcher._ot_study)
+    summary = write_summary(outcome, config)
+    if tracker is not None:
+        tracker.finish(rows, leaderboard(outcome, sorted(config.searched)), str(summary), keys,
+                       outcome.interrupted, outcome.seconds)
+        outcome.logging_seconds = tracker.seconds
+        outcome.parent_run_id = tracker.parent_id
     return outcome
 
 

@@ -108,3 +108,13 @@ def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -
         "score_collapse": collapse if collapsed else progress["best_collapse"],
     })
     return metrics
+
+
+def trial_status(metrics: dict[str, Any], error: Any) -> str:
+    """finished / stopped (early, by ASHA) / collapsed / diverged / failed."""
+    if error is not None:
+        return "failed"
+    status = metrics.get("status")
+    if status in ("diverged", "collapsed", "finished"):
+        return status
+    return "stopped" if metrics else "failed"
