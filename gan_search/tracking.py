@@ -189,8 +189,11 @@ class MlflowTracker(Callback):
             [self.experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_id}' and "
                           f"tags.`{TRIAL_TAG}` = '{trial_id}'") if self.resumed or not create else []
-        if found:
+        if found:  # a resumed trial: its child run is open again
             self.children[trial_id] = found[0].info.run_id
+            if create:
+                self.client.update_run(found[0].info.run_id, status="RUNNING")
+                self.client.set_tag(found[0].info.run_id, STATUS_TAG, "running")
         elif create and trial is not None:
             run = self.client.create_run(
                 self.experiment_id, run_name=f"trial_{trial_id}",

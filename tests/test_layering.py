@@ -18,10 +18,19 @@ HEAVY = ("ray", "optuna", "mlflow")
     ("gan_search.metrics", (*HEAVY, "sklearn")),
     ("gan_search.cli", ("torch", *HEAVY)),
     ("gan_search.trainable", ("optuna", "mlflow")),
-    ("gan_search.search", ("mlflow",)),  # the CLI imports heavy modules only when a command needs them
+    ("gan_search.search", ()),  # the CLI imports heavy modules only when a command needs them
 ])
 def test_module_does_not_import(module, forbidden):
     code = (f"import sys, {module}; "
             f"print(' '.join(m for m in {forbidden!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"{module} imports {result.stdout.strip()}"
+
+
+def test_only_tracking_imports_mlflow():
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "gan_search"
+    importers = sorted(p.name for p in package.rglob("*.py")
+                       if "import mlflow" in p.read_text() or "from mlflow" in p.read_text())
+    assert importers == ["tracking.py"]

@@ -5,6 +5,7 @@ import json
 import math
 
 import optuna
+import yaml
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
@@ -28,6 +29,12 @@ SPACE = {
     "resources": {"cpu": 0.5},
     "concurrency": 2,
 }
+
+
+def write_space(raw, path):
+    """A space file on disk, as a user has (the search logs it to MLflow)."""
+    path.write_text(yaml.safe_dump(raw))
+    return load_space(str(path))
 
 
 def test_inclusive_yaml_bounds_survive_the_tune_to_optuna_conversion():
@@ -82,7 +89,7 @@ def test_pareto_front_marks_non_dominated_trials():
 def smoke_search(tmp_path_factory):
     """One real search (local Ray, Optuna TPE, ASHA) on a tiny synthetic space."""
     runs = tmp_path_factory.mktemp("runs")
-    spec = parse_space(SPACE, str(runs / "space.yaml"))
+    spec = write_space(SPACE, runs / "space.yaml")
     config = search_config(spec, runs_dir=str(runs), name="smoke-test")
     lines = []
     outcome = run_search(config, log=lines.append)
@@ -127,7 +134,7 @@ def test_collapsed_trials_are_stopped_and_told_to_optuna(tmp_path):
     first evaluation, stopped there, and Optuna receives that evaluation's score."""
     raw = {**SPACE, "budget": {"trials": 2, "iters": 60, "eval_every": 20, "eval_samples": 100},
            "scheduler": {"kind": "none", "collapse_threshold": 0.01, "collapse_patience": 1}}
-    config = search_config(parse_space(raw, str(tmp_path / "c.yaml")), runs_dir=str(tmp_path),
+    config = search_config(write_space(raw, tmp_path / "c.yaml"), runs_dir=str(tmp_path),
                            name="collapse-test")
     outcome = run_search(config, log=lambda line: None)
     assert [r.status for r in outcome.rows] == ["collapsed", "collapsed"]
@@ -190,3 +197,19 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
             assert trial["metrics"]["score"] == ended[trial["trial_id"]]["metrics"]["score"]
             assert trial["metrics"]["time_total_s"] == ended[trial["trial_id"]]["metrics"]["time_total_s"]
     assert len(list((tmp_path / "tune" / "rs").glob("trial_*"))) == 5
+    # MLflow: the same parent run, one child per planned trial, none left open
+    from mlflow.tracking import MlflowClient
+
+    from gan_search.tracking import SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
+
+    client = MlflowClient(store_paths(str(tmp_path))[0])
+    experiment = client.get_experiment_by_name("smoke")
+    found = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = 'rs'")
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(c.data.tags[TRIAL_TAG] for c in children) == sorted(t["trial_id"] for t in after)
+    assert all(c.data.tags[STATUS_TAG] != "running" and c.info.status != "RUNNING" for c in children)
+    for child in children:  # no step logged twice across the interrupt
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
+        assert len(steps) == len(set(steps))

@@ -1,0 +1,116 @@
+"""MLflow records of a real search, read back through MlflowClient; `sample`; a tracking
+server that cannot be reached; the UI refusing a missing store."""
+
+import math
+import time
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from conftest import run_cli
+from gan_search.config import search_config
+from gan_search.search import run_search
+from gan_search.space import load_space
+from gan_search.tracking import SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
+
+SPACE = {
+    "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
+    "parameters": {
+        "lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+        "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+        "g_width": {"kind": "int", "low": 4, "high": 8},
+    },
+    "fixed": {"z_dim": 8, "batch_size": 32, "d_width": 8},
+    "objectives": ["fid_lite", "collapse"],
+    "budget": {"trials": 4, "iters": 40, "eval_every": 20, "eval_samples": 100},
+    "resources": {"cpu": 0.5},
+    "concurrency": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    (runs / "tracked.yaml").write_text(yaml.safe_dump(SPACE))
+    spec = load_space(str(runs / "tracked.yaml"))
+    config = search_config(spec, runs_dir=str(runs), name="tracked-search")
+    outcome = run_search(config, log=lambda line: None)
+    client = MlflowClient(store_paths(str(runs))[0])
+    experiment = client.get_experiment_by_name(spec.name)
+    runs_found = client.search_runs([experiment.experiment_id])
+    return runs, outcome, client, experiment, runs_found
+
+
+def test_one_parent_and_one_child_per_trial(tracked):
+    _, outcome, client, _, found = tracked
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.run_name == "tracked-search"
+    assert parents[0].data.tags[SEARCH_TAG] == "tracked-search"
+    assert len(children) == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert sorted(c.data.tags[TRIAL_TAG] for c in children) == sorted(r.trial_id for r in outcome.rows)
+
+
+def test_children_hold_params_metric_histories_images_and_status(tracked):
+    _, outcome, client, _, found = tracked
+    rows = {r.trial_id: r for r in outcome.rows}
+    for child in (r for r in found if "mlflow.parentRunId" in r.data.tags):
+        row = rows[child.data.tags[TRIAL_TAG]]
+        for key in ("lr_g", "lr_d", "g_width"):  # every sampled parameter, as sampled
+            assert float(child.data.params[key]) == pytest.approx(row.params[key], rel=1e-6)
+        assert child.data.params["z_dim"] == "8" and child.data.params["image_size"] == "16"
+        history = client.get_metric_history(child.info.run_id, "fid_lite")
+        steps = sorted(m.step for m in history)
+        assert steps == ([20, 40] if row.metrics["step"] == 40 else [20])
+        assert all(math.isfinite(m.value) for m in history)
+        assert client.get_metric_history(child.info.run_id, "collapse")
+        images = [f.path for f in client.list_artifacts(child.info.run_id, "images")]
+        assert len(images) >= len(steps)  # one grid per evaluation step
+        assert child.data.tags[STATUS_TAG] == row.status
+        assert child.info.status == ("FAILED" if row.status in ("failed", "diverged") else "FINISHED")
+
+
+def test_parent_holds_settings_leaderboard_pareto_and_best_child(tracked):
+    _, outcome, client, _, found = tracked
+    parent = next(r for r in found if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.params["trials"] == "4" and parent.data.params["space"] == "tracked"
+    assert parent.info.status == "FINISHED"
+    artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.txt", "leaderboard.json", "pareto_front.json", "space"} <= artifacts
+    best_run = parent.data.tags["gan_search.best_run_id"]
+    best = client.get_run(best_run)
+    assert best.data.tags[TRIAL_TAG] == outcome.best.trial_id
+    assert "checkpoint/generator.pt" in {f.path for f in client.list_artifacts(best_run, "checkpoint")}
+    assert parent.data.tags["gan_search.pareto_run_ids"]
+    assert parent.data.metrics["logging_seconds"] > 0
+
+
+def test_sample_writes_a_fresh_grid_from_the_best_checkpoint(tracked, tmp_path):
+    runs = tracked[0]
+    out = tmp_path / "grid.png"
+    result = run_cli("sample", "--runs-dir", str(runs), "--run", "best", "--n", "16",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as grid:
+        assert grid.size == (4 * 18 + 2, 4 * 18 + 2)  # 4 x 4 grid of 16 px samples
+    bad = run_cli("sample", "--runs-dir", str(runs), "--run", "0123abcd", "--out", str(out))
+    assert bad.returncode == 2 and "--run 0123abcd: no such run" in bad.stderr
+
+
+def test_unreachable_tracking_server_fails_before_any_trial(tmp_path):
+    started = time.monotonic()
+    result = run_cli("run", "--space", "smoke", "--runs-dir", str(tmp_path),
+                     "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the MLflow tracking server" in lines[0]
+    assert not (tmp_path / "tune").exists()  # no trial started
+    assert time.monotonic() - started < 60
+
+
+def test_ui_refuses_a_missing_store(tmp_path):
+    result = run_cli("ui", "--runs-dir", str(tmp_path / "nothing"))
+    assert result.returncode == 2 and "no MLflow store in" in result.stderr
