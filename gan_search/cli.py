@@ -123,7 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = search_config(spec, trials=args.trials, iters=args.iters,
                            concurrency=args.concurrency, sets=parse_sets(args.set),
                            runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
-                           seed=args.seed, address=args.address, data_dir=args.data)
+                           seed=args.seed, address=args.address, data_dir=args.data,
+                           storage=args.storage)
     from gan_search import search  # imports ray: after every argument was checked
 
     search.check_address(config.address)
@@ -136,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"N={config.eval_samples}, {config.concurrency} at a time", flush=True)
     outcome = search.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                                 log=lambda line: print(line, flush=True))
-    summary = Path(outcome.path) / "leaderboard.json"
+    summary = search.summary_dir(config) / "leaderboard.json"
     print()
     print(search.leaderboard(outcome, sorted(config.searched)))
     print()
@@ -291,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster to join: auto, host:port or ray://host:port "
                                        "(default: a local Ray)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
+    run.add_argument("--storage", help="Tune storage shared by all nodes of a cluster: "
+                                       "s3://bucket/path or a shared (NFS) folder "
+                                       "(default: RUNS_DIR/tune)")
     run.add_argument("--tracking-uri", help="MLflow tracking server (default: the embedded "
                                             "SQLite store in --runs-dir)")
     run.set_defaults(func=cmd_run)

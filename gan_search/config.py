@@ -227,6 +227,7 @@ class SearchConfig:
     address: str | None = None
     data_source: str = ""
     data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    storage: str | None = None  # Tune storage (s3://..., or a shared folder); None: runs_dir/tune
 
     @property
     def searched(self) -> dict[str, Any]:
@@ -250,7 +251,8 @@ class SearchConfig:
 def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | None = None,
                   concurrency: int | None = None, sets: Mapping[str, Any] | None = None,
                   runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
-                  address: str | None = None, data_dir: str | None = None) -> SearchConfig:
+                  address: str | None = None, data_dir: str | None = None,
+                  storage: str | None = None) -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
@@ -267,6 +269,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         eval_samples=spec.budget.eval_samples, concurrency=concurrency or spec.concurrency,
         fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
         data_source="folder" if data_dir else spec.data.source,
-        data_options={"path": data_dir} if data_dir else dict(spec.data.options))
+        data_options={"path": data_dir} if data_dir else dict(spec.data.options),
+        storage=storage)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config

@@ -33,7 +33,6 @@ from gan_search.search_names import tune_root  # noqa: E402
 from gan_search.trainable import trial_status  # noqa: E402
 from gan_search.space import Param  # noqa: E402
 
-PARAM_EXCLUDES = ("fid_lite_extractor", "message", "status")
 
 
 def tune_space(params: dict[str, Param]) -> dict[str, Any]:
@@ -126,8 +125,21 @@ def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
             for other in scored if other is not row)
 
 
-def experiment_root(config: SearchConfig) -> Path:
-    return tune_root(config.runs_dir)
+def storage_root(config: SearchConfig) -> str:
+    """Tune's storage: --storage (s3://... or a shared folder), else <runs-dir>/tune."""
+    if config.storage and "://" in config.storage:
+        return config.storage.rstrip("/")
+    if config.storage:
+        return str(Path(config.storage).expanduser().resolve())
+    return str(tune_root(config.runs_dir))
+
+
+def summary_dir(config: SearchConfig) -> Path:
+    """Local folder for leaderboard.json: the experiment folder when storage is local."""
+    root = storage_root(config)
+    if "://" in root:
+        return tune_root(config.runs_dir) / config.name
+    return Path(root) / config.name
 
 
 def search_params(config: SearchConfig) -> dict[str, Any]:
@@ -165,12 +177,13 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     check_address(config.address)
     if track:
         tracking.check_store(config.runs_dir, tracking_uri)
-    path = experiment_root(config) / config.name
-    if resume and not path.is_dir():
-        raise ConfigError(f"--resume: no search {config.name!r} in {path.parent}")
-    if not resume and path.exists():
-        raise ConfigError(f"a search named {config.name!r} already exists in {path.parent}; "
-                          "use --resume to continue it or another --name")
+    path = f"{storage_root(config)}/{config.name}"
+    exists = tune.Tuner.can_restore(path) if "://" in path else Path(path).exists()
+    if resume and not exists:
+        raise ConfigError(f"--resume: no search {config.name!r} in {storage_root(config)}")
+    if not resume and exists:
+        raise ConfigError(f"a search named {config.name!r} already exists in "
+                          f"{storage_root(config)}; use --resume to continue it or another --name")
     spec = config.spec
     size, channels = spec.data.size, spec.data.channels
     data = load_dataset(config.data_source, size, channels, config.data_options)
@@ -182,7 +195,10 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
 
     if not ray.is_initialized():
         try:
-            ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
+            # no --address: a private local Ray ("local"), never a cluster that happens to be
+            # running on this machine; --address auto joins that one
+            ray.init(address=config.address or "local", include_dashboard=False,
+                     log_to_driver=False,
                      logging_level="ERROR", configure_logging=True)
         except (ConnectionError, RuntimeError) as err:
             raise ConfigError(f"--address {config.address}: could not connect to Ray: "
@@ -210,7 +226,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
                                          search_params(config), spec.path)
         tracker.start()
     if resume:
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
         tracker = tracking.RESTORED.pop(config.name, tracker)  # the instance Tune restored
     else:
@@ -222,7 +238,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     if len(keys) > 1:
         pareto_front(rows, keys)
     done = sum(r.status in ("finished", "stopped", "collapsed", "diverged", "failed") for r in rows)
-    outcome = SearchOutcome(config.name, str(path), rows, interrupted=done < config.trials,
+    outcome = SearchOutcome(config.name, path, rows, interrupted=done < config.trials,
                             seconds=time.perf_counter() - started, objectives=keys,
                             study=None if resume else searcher._ot_study)
     summary = write_summary(outcome, config)
@@ -263,12 +279,13 @@ def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: lis
                                     max_concurrent_trials=config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
-            name=config.name, storage_path=str(experiment_root(config)), verbose=0,
+            name=config.name, storage_path=storage_root(config), verbose=0,
             stop=CollapseStopper(), callbacks=callbacks,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="fid_lite",
                 checkpoint_score_order="min"),  # the best one (plus the latest, for resume)
-            failure_config=tune.FailureConfig(max_failures=1)),
+            # a trial whose node dies is retried from its latest checkpoint (3 times at most)
+            failure_config=tune.FailureConfig(max_failures=3)),
     ), searcher
 
 
@@ -277,13 +294,20 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def saved_trial_states(path: Path) -> dict[str, str]:
+def saved_trial_states(path: str) -> dict[str, str]:
     """Tune's saved state of each trial (TERMINATED, ERROR, PENDING...): after an interrupt,
     the trials Tune will run again on resume are the ones not TERMINATED or ERROR."""
+    import logging
+
+    quiet = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it warns that per-trial result files are off: they are
     try:
-        return {t.trial_id: t.status for t in tune.ExperimentAnalysis(str(path)).trials}
+        return {t.trial_id: t.status for t in tune.ExperimentAnalysis(path).trials}
     except (OSError, ValueError, RuntimeError):
         return {}
+    finally:
+        quiet.setLevel(level)
 
 
 def _rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[TrialRow]:
@@ -400,7 +424,9 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
 
 def write_summary(outcome: SearchOutcome, config: SearchConfig) -> Path:
     """leaderboard.json beside Tune's state in the experiment folder."""
-    path = Path(outcome.path) / "leaderboard.json"
+    folder = summary_dir(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "leaderboard.json"
     path.write_text(json.dumps({
         "name": outcome.name, "space": config.spec.name, "objectives": outcome.objectives,
         "seconds": outcome.seconds, "interrupted": outcome.interrupted,

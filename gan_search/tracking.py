@@ -100,6 +100,7 @@ class MlflowTracker(Callback):
         self.experiment_id: str | None = None
         self.resumed = False  # only a resumed search looks for existing children
         self.children: dict[str, str] = {}
+        self.nodes: dict[str, str] = {}  # the Ray node each trial last reported from
         self.seconds = 0.0  # time spent logging, for the overhead figure
         self._client: MlflowClient | None = None
 
@@ -216,7 +217,11 @@ class MlflowTracker(Callback):
         now = int(time.time() * 1000)
         metrics = [mlflow.entities.Metric(k, float(result[k]), now, step) for k in METRICS
                    if isinstance(result.get(k), (int, float)) and not isinstance(result.get(k), bool)]
-        self.client.log_batch(run_id, metrics=metrics)
+        node = result.get("node_id")
+        tags = [mlflow.entities.RunTag("gan_search.node_id", node)] if node and \
+            self.nodes.get(trial.trial_id) != node else []
+        self.nodes[trial.trial_id] = node
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
         self.seconds += time.perf_counter() - started
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):  # noqa: ANN001

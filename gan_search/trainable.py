@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -60,6 +61,7 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
             trainer.load_checkpoint(Path(folder) / TRAINER_FILE)
             progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
 
+    resumed_from = trainer.step  # > 0 when Tune restored this trial (resume, lost node)
     every = trial_config.eval_every
     while trainer.step < trial_config.iters:
         target = min(trial_config.iters, (trainer.step // every + 1) * every)
@@ -78,6 +80,8 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         group_g, group_d = trainer.opt_g.param_groups[0], trainer.opt_d.param_groups[0]
         metrics.update({"opt_lr_g": group_g["lr"], "opt_lr_d": group_d["lr"],
                         "opt_beta1": group_g["betas"][0], "opt_beta2": group_g["betas"][1]})
+        metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
+        metrics["resumed_from_step"] = resumed_from
         metrics["status"] = ("collapsed" if metrics["collapsed"] else
                              "finished" if trainer.step >= trial_config.iters else "running")
         with tempfile.TemporaryDirectory() as folder:

@@ -1,0 +1,163 @@
+"""Scale-out: cluster.yaml checked by Ray's own config preparation and schema; a real
+multi-node Ray cluster on this machine (head + 2 workers, one advertising a GPU) runs a
+search across nodes, and survives losing a worker mid-search."""
+
+import os
+import threading
+import time
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.cluster
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cluster_yaml_passes_rays_validation_and_has_gpu_workers_and_installs():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    with open(os.path.join(ROOT, "cluster.yaml")) as f:
+        raw = yaml.safe_load(f)
+    config = prepare_config(raw)
+    validate_config(config)  # raises on any schema violation
+    types = config["available_node_types"]
+    workers = [t for name, t in types.items() if name != config["head_node_type"]]
+    assert any(t["resources"].get("GPU", 0) >= 1 and t["min_workers"] == 0 and t["max_workers"] >= 1
+               for t in workers)
+    for node_type in types.values():  # Ray needs whole-number resources
+        assert all(isinstance(v, int) for v in node_type["resources"].values())
+    assert types[config["head_node_type"]]["resources"].get("CPU") == 0  # trials stay off the head
+    assert any("pip install" in c and "gan-search" in c for c in config["setup_commands"])
+    assert "." in config["file_mounts"].values()  # the project, search_spaces/ included
+    head = " ".join(config["head_start_ray_commands"])
+    assert "mlflow server --host 127.0.0.1" in head and "--dashboard-host=127.0.0.1" in head
+    assert config["docker"]["image"].startswith("rayproject/ray:2.60.0-py311")
+
+
+SPACE = {
+    "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
+    "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+                   "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 1e-2}},
+    "fixed": {"z_dim": 8, "batch_size": 32, "g_width": 8, "d_width": 8},
+    "scheduler": {"kind": "none", "collapse_threshold": 1.0},  # tiny models: never stop as collapsed
+    "resources": {"cpu": 1},
+}
+
+
+@pytest.fixture
+def cluster():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    workers = [cluster.add_node(num_cpus=1), cluster.add_node(num_cpus=1, num_gpus=1)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def search(tmp_path, name, trials, iters, eval_every):
+    from gan_search.config import search_config
+    from gan_search.space import load_space
+
+    raw = {**SPACE, "budget": {"trials": trials, "iters": iters, "eval_every": eval_every,
+                               "eval_samples": 64}, "concurrency": 2}
+    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(raw))
+    return search_config(load_space(str(tmp_path / "nodes.yaml")), runs_dir=str(tmp_path),
+                         name=name)
+
+
+def mlflow_children(tmp_path, name):
+    from mlflow.tracking import MlflowClient
+
+    from gan_search.tracking import SEARCH_TAG, store_paths
+
+    client = MlflowClient(store_paths(str(tmp_path))[0])
+    experiment = client.get_experiment_by_name("nodes")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}'")
+    return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_a_search_spreads_trials_over_nodes_and_mlflow_holds_every_trial(cluster, tmp_path):
+    from gan_search.search import run_search
+
+    _, workers = cluster
+    started = time.monotonic()
+    # trials long enough that the first two overlap, one on each worker
+    outcome = run_search(search(tmp_path, "spread", trials=4, iters=150, eval_every=50),
+                         log=print)
+    seconds = time.monotonic() - started
+    nodes = {r.metrics["node_id"] for r in outcome.rows}
+    print(f"multi-node search: {seconds:.1f} s; trials per node: "
+          f"{ {n[:8]: sum(r.metrics['node_id'] == n for r in outcome.rows) for n in nodes} }")
+    assert all(r.status == "finished" for r in outcome.rows)
+    assert nodes <= {w.node_id for w in workers} and len(nodes) == 2  # both workers, not the head
+    _, children = mlflow_children(tmp_path, "spread")
+    assert sorted(c.data.tags["gan_search.trial_id"] for c in children) == \
+        sorted(r.trial_id for r in outcome.rows)
+
+
+DOOMED: dict[str, str] = {}
+CHECKPOINTED = threading.Event()
+
+
+def _watch_doomed_node():
+    """A Tune callback (module level: Tune pickles its callbacks) that sets CHECKPOINTED
+    once a trial on the doomed node has saved a checkpoint past step 40."""
+    from ray.tune import Callback
+
+    class WatchDoomedNode(Callback):
+        def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+            result = trial.last_result or {}
+            if result.get("node_id") == DOOMED.get("node_id") and result.get("step", 0) >= 40:
+                CHECKPOINTED.set()
+
+        def __reduce__(self):
+            return (_watch_doomed_node, ())
+
+    return WatchDoomedNode()
+
+
+def test_losing_a_worker_mid_search_retries_its_trials_from_their_checkpoints(cluster, tmp_path):
+    """Failure settings: FailureConfig(max_failures=3) retries a trial whose node died from
+    its latest checkpoint on a node that is still up."""
+    from gan_search.search import run_search
+
+    ray_cluster, workers = cluster
+    doomed = workers[0]
+    DOOMED["node_id"] = doomed.node_id
+    checkpointed = CHECKPOINTED
+    checkpointed.clear()
+    removed = threading.Event()
+
+    def remove_the_node():
+        # once a trial on the doomed worker has a checkpoint past step 40, pull the plug
+        if checkpointed.wait(timeout=180):
+            ray_cluster.remove_node(doomed, allow_graceful=False)
+            removed.set()
+
+    killer = threading.Thread(target=remove_the_node, daemon=True)
+    killer.start()
+    outcome = run_search(search(tmp_path, "fault", trials=4, iters=200, eval_every=20),
+                         log=print, callbacks=[_watch_doomed_node()])
+    killer.join(timeout=5)
+    assert removed.is_set()
+    print([(r.trial_id, r.status, r.metrics.get("resumed_from_step")) for r in outcome.rows])
+    assert len(outcome.rows) == 4 and len({r.trial_id for r in outcome.rows}) == 4
+    assert all(r.status == "finished" for r in outcome.rows), [(r.status, r.error) for r in outcome.rows]
+    retried = [r for r in outcome.rows if r.metrics["resumed_from_step"] > 0]
+    print(f"trials retried from a checkpoint: {len(retried)} "
+          f"(from steps {[r.metrics['resumed_from_step'] for r in retried]})")
+    assert retried, "the trial on the removed node should have been restored from its checkpoint"
+    assert all(r.metrics["node_id"] != doomed.node_id for r in retried)
+    client, children = mlflow_children(tmp_path, "fault")
+    assert sorted(c.data.tags["gan_search.trial_id"] for c in children) == \
+        sorted(r.trial_id for r in outcome.rows)
+    for child in children:  # no evaluation step logged twice, none missing
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
+        assert sorted(steps) == list(range(20, 201, 20)), steps
