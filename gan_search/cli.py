@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            concurrency=args.concurrency, sets=parse_sets(args.set),
                            runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
                            seed=args.seed, address=args.address, data_dir=args.data,
-                           storage=args.storage)
+                           storage=args.storage, sampler=args.sampler, scheduler=args.scheduler)
     from gan_search import search  # imports ray: after every argument was checked
 
     search.check_address(config.address)
@@ -292,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster to join: auto, host:port or ray://host:port "
                                        "(default: a local Ray)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
+    run.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
+                     help="Optuna sampler (default tpe; random is the baseline)")
+    run.add_argument("--scheduler", choices=["asha", "none"],
+                     help="early stopping (default: the space's)")
     run.add_argument("--storage", help="Tune storage shared by all nodes of a cluster: "
                                        "s3://bucket/path or a shared (NFS) folder "
                                        "(default: RUNS_DIR/tune)")

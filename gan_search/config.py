@@ -228,6 +228,8 @@ class SearchConfig:
     data_source: str = ""
     data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     storage: str | None = None  # Tune storage (s3://..., or a shared folder); None: runs_dir/tune
+    sampler: str = "tpe"  # "tpe" (Optuna TPE) or "random" (Optuna random search, a baseline)
+    scheduler: str | None = None  # overrides the space's scheduler kind ("asha" or "none")
 
     @property
     def searched(self) -> dict[str, Any]:
@@ -252,9 +254,14 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   concurrency: int | None = None, sets: Mapping[str, Any] | None = None,
                   runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
                   address: str | None = None, data_dir: str | None = None,
-                  storage: str | None = None) -> SearchConfig:
+                  storage: str | None = None, sampler: str = "tpe",
+                  scheduler: str | None = None) -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
+    if sampler not in ("tpe", "random"):
+        raise ConfigError(f"--sampler {sampler}: must be tpe or random")
+    if scheduler not in (None, "asha", "none"):
+        raise ConfigError(f"--scheduler {scheduler}: must be asha or none")
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value}: must be >= 1")
@@ -270,6 +277,6 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
-        storage=storage)
+        storage=storage, sampler=sampler, scheduler=scheduler)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config

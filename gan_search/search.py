@@ -151,12 +151,12 @@ def search_params(config: SearchConfig) -> dict[str, Any]:
         "eval_every": config.eval_every, "eval_samples": config.eval_samples,
         "concurrency": config.concurrency, "seed": config.seed,
         "objectives": list(spec.objectives), "searched": sorted(config.searched),
-        "scheduler": spec.scheduler.kind, "grace_period": spec.scheduler.grace_period,
+        "scheduler": config.scheduler or spec.scheduler.kind, "grace_period": spec.scheduler.grace_period,
         "reduction_factor": spec.scheduler.reduction_factor,
         "collapse_threshold": spec.scheduler.collapse_threshold,
         "collapse_patience": spec.scheduler.collapse_patience,
         "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
-        "sampler": "optuna-tpe", "address": config.address or "local"}
+        "sampler": f"optuna-{config.sampler}", "address": config.address or "local"}
     params.update({f"set.{k}": v for k, v in config.fixed.items()})
     if config.data_options:
         params["data.options"] = json.dumps(dict(config.data_options), default=str)
@@ -259,13 +259,13 @@ def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: lis
     spec = config.spec
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
-    sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
-                                         multivariate=True)
+    sampler = optuna.samplers.RandomSampler(seed=config.seed) if config.sampler == "random" else \
+        optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup, multivariate=True)
     searcher = OptunaSearch(
         metric=keys if len(keys) > 1 else keys[0], mode=modes if len(modes) > 1 else modes[0],
         sampler=sampler, study_name=config.name, seed=config.seed)
     evals = math.ceil(config.iters / config.eval_every)
-    if spec.scheduler.kind == "asha" and evals > 1:
+    if (config.scheduler or spec.scheduler.kind) == "asha" and evals > 1:
         scheduler = ASHAScheduler(time_attr="training_iteration", metric="score", mode="min",
                                   max_t=evals, grace_period=min(spec.scheduler.grace_period, evals),
                                   reduction_factor=spec.scheduler.reduction_factor)
@@ -354,8 +354,12 @@ class ProgressView(Callback):
         self.planned, self.log = planned, log
         self.started = time.perf_counter()
 
+    def __getstate__(self) -> dict:  # Tune pickles callbacks; a log function may not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "log"}
+
     def __setstate__(self, state: dict) -> None:  # restored by Tuner.restore: a new clock
         self.__dict__.update(state)
+        self.log = lambda line: print(line, flush=True)
         self.started = time.perf_counter()
 
     def _line(self, text: str, trials: list, ending: tuple[str, str] | None = None) -> None:
