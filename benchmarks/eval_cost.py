@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     rows = [measure(s, args.repeats, args.train_iters) for s in args.spaces]
-    print(f"| space | size | N | extractor | eval (s) | train per eval interval (s) | eval share |")
+    print("| space | size | N | extractor | eval (s) | train per eval interval (s) | eval share |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['space']} | {r['size']}x{r['size']}x{r['channels']} | {r['n']} | {r['extractor']} | "

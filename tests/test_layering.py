@@ -18,6 +18,7 @@ HEAVY = ("ray", "optuna", "mlflow")
     ("gan_search.metrics", (*HEAVY, "sklearn")),
     ("gan_search.cli", ("torch", *HEAVY)),
     ("gan_search.trainable", ("optuna", "mlflow")),
+    ("gan_search.report", ("optuna", "mlflow")),
     ("gan_search.search", ()),  # the CLI imports heavy modules only when a command needs them
 ])
 def test_module_does_not_import(module, forbidden):

@@ -1,0 +1,145 @@
+"""What a search shows people: the live progress view (a Tune callback), each trial's
+outcome, the Pareto front and the leaderboard table."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ray.tune import Callback
+
+from gan_search.trainable import trial_status
+
+
+@dataclass
+class TrialRow:
+    """One trial's outcome, for the leaderboard and MLflow."""
+
+    trial_id: str
+    status: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    path: str | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+    pareto: bool = False
+
+    @property
+    def score(self) -> float:
+        value = self.metrics.get("score")
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    path: str
+    rows: list[TrialRow]
+    interrupted: bool
+    seconds: float
+    objectives: list[str] = field(default_factory=list)
+    study: Any = None  # the Optuna study of a new search (for inspection)
+    logging_seconds: float = 0.0  # time spent writing MLflow records
+    parent_run_id: str | None = None
+
+    @property
+    def best(self) -> TrialRow | None:
+        scored = [r for r in self.rows if r.status in ("finished", "stopped") and r.metrics]
+        scored = scored or [r for r in self.rows if r.metrics]
+        return min(scored, key=lambda r: r.score) if scored else None
+
+
+def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
+    """Mark rows not dominated on every key (all minimised)."""
+    scored = [r for r in rows if all(isinstance(r.metrics.get(k), (int, float)) for k in keys)]
+    for row in scored:
+        mine = [row.metrics[k] for k in keys]
+        row.pareto = not any(
+            all(o <= m for o, m in zip([other.metrics[k] for k in keys], mine)) and
+            any(o < m for o, m in zip([other.metrics[k] for k in keys], mine))
+            for other in scored if other is not row)
+
+
+class ProgressView(Callback):
+    """One concise line per trial event, in place of Ray's tables.
+
+    Counts come from the trial list Tune passes with every event, so they are right
+    after a resume too (when Tune restores this callback from the saved experiment).
+    """
+
+    def __init__(self, planned: int, log: Callable[[str], None] = print) -> None:
+        self.planned, self.log = planned, log
+        self.started = time.perf_counter()
+
+    def __getstate__(self) -> dict:  # Tune pickles callbacks; a log function may not pickle
+        return {k: v for k, v in self.__dict__.items() if k != "log"}
+
+    def __setstate__(self, state: dict) -> None:  # restored by Tuner.restore: a new clock
+        self.__dict__.update(state)
+        self.log = lambda line: print(line, flush=True)
+        self.started = time.perf_counter()
+
+    def _line(self, text: str, trials: list, ending: tuple[str, str] | None = None) -> None:
+        counts: dict[str, int] = {}
+        best: tuple[float, str] | None = None
+        for trial in trials:
+            result = trial.last_result or {}
+            score = result.get("score")
+            if result.get("status") != "diverged" and isinstance(score, (int, float)):
+                if best is None or score < best[0]:
+                    best = (float(score), trial.trial_id)
+            if ending and trial.trial_id == ending[0]:
+                # Tune calls on_trial_complete/error before it marks the trial ended
+                counts[ending[1]] = counts.get(ending[1], 0) + 1
+            elif trial.status in ("TERMINATED", "ERROR"):
+                status = "failed" if trial.status == "ERROR" else trial_status(result, None)
+                counts[status] = counts.get(status, 0) + 1
+        running = sum(t.status == "RUNNING" and (not ending or t.trial_id != ending[0])
+                      for t in trials)
+        ended = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none ended"
+        best_text = f"best FID-lite {best[0]:.3f} ({best[1]})" if best else "no score yet"
+        self.log(f"[{time.perf_counter() - self.started:5.0f}s] {text:42s} | {running} running, "
+                 f"{sum(counts.values())}/{self.planned} ended ({ended}) | {best_text}")
+
+    def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
+        self._line(f"trial {trial.trial_id} started", trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+        self._end(trial, trials, None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+        self._end(trial, trials, "failed")
+
+    def _end(self, trial: Any, trials: list, status: str | None) -> None:
+        metrics = trial.last_result or {}
+        status = status or trial_status(metrics, None)
+        fid = metrics.get("score")
+        detail = f" at step {metrics.get('step')}, FID-lite {fid:.3f}" if isinstance(
+            fid, (int, float)) and status != "diverged" else ""
+        self._line(f"trial {trial.trial_id} {status}{detail}", trials, (trial.trial_id, status))
+
+
+def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> str:
+    """A plain-text table of trials, best first (Pareto members marked with *)."""
+    two = len(outcome.objectives) > 1
+    rows = sorted(outcome.rows, key=lambda r: (r.status in ("diverged", "failed"), r.score))
+    # every score is the trial's best evaluation (at `step`), or the collapsing one
+    header = ["rank", "trial", "status", "FID-lite", "step", "collapse", "KID",
+              *(["pareto"] if two else []), *searched]
+    lines = [header]
+    for rank, row in enumerate(rows[:top], 1):
+        m = row.metrics
+        fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
+            isinstance(v, bool) else "-"  # noqa: E731
+        cells = [str(rank), row.trial_id, row.status,
+                 fmt(m.get("score")),
+                 str(m.get("step") if row.status == "collapsed" else m.get("best_step", "-")), fmt(m.get("score_collapse")),
+                 fmt(m.get("kid") if row.status == "collapsed" else m.get("kid_best"), ".4f"),
+                 *(["*" if row.pareto else ""] if two else []),
+                 *[fmt(row.params.get(k), ".3g") if isinstance(row.params.get(k), float)
+                   else str(row.params.get(k, "-")) for k in searched]]
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
