@@ -127,10 +127,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                            storage=args.storage, sampler=args.sampler, scheduler=args.scheduler)
     from gan_search import search  # imports ray: after every argument was checked
 
-    search.check_address(config.address)
-    from gan_search import tracking
-
-    tracking.check_store(config.runs_dir, args.tracking_uri)
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
           f"trials of space {spec.name} ({spec.data.source}, {spec.data.size}px), "
           f"{config.iters} iterations each, FID-lite every {config.eval_every} on "
@@ -164,14 +160,7 @@ def new_search_name(space: str) -> str:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score generated images against a space's real data; JSON on stdout."""
-    from gan_search.config import check_space_params, config_from_space
-    from gan_search.space import load_space
-
-    spec = load_space(args.space)
-    check_space_params(spec)
-    config = config_from_space(spec)
-    source, options = (("folder", {"path": args.data}) if args.data
-                       else (spec.data.source, dict(spec.data.options)))
+    spec, config, source, options = _prepare(args.space, [], None, args.data)
     from gan_search.data import dataset_key, load_dataset, read_images
     from gan_search.metrics import Evaluator
 
@@ -220,10 +209,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n {args.n}: must be >= 1")
     client, run_id = find_run(args.runs_dir, args.tracking_uri, args.run)
     import torch
-    from torchvision.utils import make_grid, save_image
 
     from gan_search.config import TrainConfig
     from gan_search.models import Generator
+    from gan_search.train import draw_noise, save_grid
 
     with tempfile.TemporaryDirectory() as folder:
         state = torch.load(download_generator(client, run_id, folder), map_location="cpu",
@@ -233,16 +222,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
                     config.kernel_size, config.batch_norm)
     gen.load_state_dict(state["gen"])
     gen.train(config.sample_bn_mode == "train")
-    generator = torch.Generator().manual_seed(args.seed)
-    shape = (args.n, config.z_dim)
-    z = torch.rand(shape, generator=generator) * 2 - 1 if config.z_dist == "uniform" else \
-        torch.randn(shape, generator=generator)
+    z = draw_noise(args.n, config, torch.Generator().manual_seed(args.seed), "cpu")
     with torch.no_grad():
         images = gen(z)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid(images, nrow=max(1, int(args.n ** 0.5)), normalize=True,
-                         value_range=(-1, 1)), out)
+    out = save_grid(images, args.out, nrow=max(1, int(args.n ** 0.5)))
     print(f"wrote {args.n} samples of run {run_id} (step {state['step']}) to {out}")
     return 0
 

@@ -83,7 +83,7 @@ def load_dataset(source: str, size: int, channels: int,
                        int(saved["skipped"]))
     images, labels, classes, skipped = entry.load(size, channels, options, root)
     data = Dataset(images.contiguous(), labels, classes, skipped)
-    _save_atomic(path, {"images": data.images, "labels": data.labels,
+    save_atomic(path, {"images": data.images, "labels": data.labels,
                         "classes": list(classes), "skipped": skipped})
     return data
 
@@ -97,7 +97,7 @@ def dataset_key(source: str, size: int, channels: int, options: Mapping[str, Any
     return f"{source}-{size}px-c{channels}-{digest}"
 
 
-def _save_atomic(path: Path, payload: dict) -> None:
+def save_atomic(path: Path, payload: dict) -> None:
     """Write to a temporary file and rename, so a crash never leaves half a cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
@@ -170,14 +170,7 @@ def read_images(path: str | Path, size: int, channels: int) -> tuple[torch.Tenso
         if not files:
             raise DataError(f"{path} has no images (looked for {', '.join(IMAGE_SUFFIXES)}, "
                             "recursively)")
-        arrays, shapes, skipped = [], set(), 0
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    shapes.add((image.size, image.mode))
-                    arrays.append(pil_to_square(image, size, channels))
-            except (OSError, ValueError, Image.DecompressionBombError):
-                skipped += 1
+        arrays, skipped, shapes = _decode_files(files, size, channels)
         if not arrays:
             raise DataError(f"{path}: none of its {len(files)} image files could be read")
         if skipped:
@@ -259,17 +252,26 @@ def _load_folder(size: int, channels: int, options: Mapping[str, Any], root: Pat
     if not files:
         raise DataError(f"image folder {folder} has no images (looked for "
                         f"{', '.join(IMAGE_SUFFIXES)}, recursively)")
-    arrays, skipped = [], 0
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                arrays.append(pil_to_square(image, size, channels))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            skipped += 1
+    arrays, skipped, _ = _decode_files(files, size, channels)
     if not arrays:
         raise DataError(f"image folder {folder}: none of its {len(files)} image files could be "
                         "read; check that they are valid images")
     return torch.from_numpy(np.stack(arrays)), None, (), skipped
+
+
+def _decode_files(files: list[Path], size: int, channels: int
+                  ) -> tuple[list[np.ndarray], int, set[tuple[tuple[int, int], str]]]:
+    """Each readable file as uint8 (C, S, S); the count of unreadable ones; the original
+    (size, mode) pairs seen."""
+    arrays, skipped, shapes = [], 0, set()
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                shapes.add((image.size, image.mode))
+                arrays.append(pil_to_square(image, size, channels))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            skipped += 1
+    return arrays, skipped, shapes
 
 
 def _image_files(folder: Path) -> list[Path]:

@@ -296,12 +296,19 @@ def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
             client.log_artifact(run_id, str(folder / "samples.png"), "checkpoint")
 
 
+def require_store(runs_dir: str) -> str:
+    """The embedded store's URI; one clear error when the runs directory has none."""
+    uri = store_paths(runs_dir)[0]
+    database = uri.removeprefix("sqlite:///")
+    if not Path(database).is_file():
+        raise ConfigError(f"no MLflow store in {runs_dir} (expected {database}); run "
+                          "`gan-search run` first or pass --runs-dir")
+    return uri
+
+
 def find_run(runs_dir: str, tracking_uri: str | None, run: str) -> tuple[MlflowClient, str]:
     """A run id, or "best": the best child of the most recent search in the store."""
-    uri = tracking_uri_for(runs_dir, tracking_uri)
-    if not tracking_uri and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(f"no MLflow store in {runs_dir} (expected {uri.removeprefix('sqlite:///')}); "
-                          "run a search first or pass --runs-dir")
+    uri = tracking_uri or require_store(runs_dir)
     client = MlflowClient(uri)
     if run != "best":
         try:
@@ -330,11 +337,8 @@ def download_generator(client: MlflowClient, run_id: str, folder: str) -> Path:
 
 def ui_command(runs_dir: str, host: str, port: int) -> list[str]:
     """The `mlflow ui` command line for the embedded store of a runs directory."""
-    uri, artifacts = store_paths(runs_dir)
-    if not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(f"no MLflow store in {runs_dir} (expected "
-                          f"{uri.removeprefix('sqlite:///')}); run `gan-search run` first or "
-                          "pass --runs-dir")
+    uri = require_store(runs_dir)
+    artifacts = store_paths(runs_dir)[1]
     import sys
 
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,

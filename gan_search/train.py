@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,6 +27,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from gan_search.config import TrainConfig
+from gan_search.data import save_atomic
 from gan_search.models import build_models
 
 GRID_SAMPLES = 64  # fixed noise batch for sample grids, 8 x 8
@@ -90,10 +90,7 @@ class GANTrainer:
     # ------------------------------------------------------------ batches and noise
 
     def _noise(self, n: int, generator: torch.Generator, device: str | torch.device) -> torch.Tensor:
-        shape = (n, self.config.z_dim)
-        if self.config.z_dist == "uniform":
-            return torch.rand(shape, generator=generator, device=device) * 2 - 1
-        return torch.randn(shape, generator=generator, device=device)
+        return draw_noise(n, self.config, generator, device)
 
     def _real_batch(self) -> torch.Tensor:
         """Next batch of the on-device epoch permutation, scaled to [-1, 1]."""
@@ -203,10 +200,7 @@ class GANTrainer:
         """The fixed-noise sample grid (8 x 8) as a PNG."""
         with self._sampling_mode():
             images = self.gen(self.fixed_noise).float().cpu()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(make_grid(images, nrow=8, normalize=True, value_range=(-1, 1)), path)
-        return path
+        return save_grid(images, path, nrow=8)
 
     # ------------------------------------------------------------ checkpoints
 
@@ -239,14 +233,28 @@ class GANTrainer:
     def save_checkpoint(self, path: str | Path) -> Path:
         """Save G, D, both optimizers, the step and RNG states (atomically)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        save_atomic(path, self.state_dict())
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
         self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+
+def draw_noise(n: int, config: TrainConfig, generator: torch.Generator,
+               device: str | torch.device) -> torch.Tensor:
+    """z for n samples: N(0, 1), or uniform in [-1, 1] when config.z_dist is uniform."""
+    shape = (n, config.z_dim)
+    if config.z_dist == "uniform":
+        return torch.rand(shape, generator=generator, device=device) * 2 - 1
+    return torch.randn(shape, generator=generator, device=device)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
+    """Generator output in [-1, 1] as a PNG grid (make_grid's 2-pixel padding)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)), path)
+    return path
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

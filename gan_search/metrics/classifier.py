@@ -7,13 +7,14 @@ on the other 20% is kept with it and reported with every score that uses it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from gan_search.data import save_atomic
 
 CLASSIFIER_VERSION = 3  # part of the cache file name: bump when the model or its training changes
 
@@ -91,9 +92,6 @@ def load_or_train(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
             return TrainedClassifier(model, float(saved["accuracy"]), num_classes)
     trained = train_classifier(images, labels, num_classes)
     if cache_path is not None:
-        cache_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"version": CLASSIFIER_VERSION, "state": trained.model.state_dict(),
-                    "accuracy": trained.accuracy}, tmp)
-        os.replace(tmp, cache_path)
+        save_atomic(cache_path, {"version": CLASSIFIER_VERSION, "accuracy": trained.accuracy,
+                                 "state": trained.model.state_dict()})
     return trained

@@ -8,19 +8,18 @@ only embeds its own samples.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gan_search.data import Dataset, cache_dir
+from gan_search.data import Dataset, cache_dir, save_atomic
 from gan_search.metrics import collapse as cm
 from gan_search.metrics.classifier import CLASSIFIER_VERSION, TrainedClassifier, load_or_train
 from gan_search.metrics.distances import (frechet_distance, gaussian_stats, kernel_mean_offdiag,
                                           kid_terms)
-from gan_search.metrics.features import embed, get_extractor
+from gan_search.metrics.features import default_extractor, embed, get_extractor
 
 STATS_VERSION = 2
 
@@ -50,7 +49,10 @@ class Evaluator:
         self.n = n
         self.image_shape = tuple(data.images.shape[1:])
         self.device = torch.device(device or "cpu")
-        self.extractor = get_extractor(extractor, self.image_shape[-1], inception_weights).eval()
+        self.extractor_key = default_extractor(self.image_shape[-1]) if extractor == "auto" \
+            else extractor
+        self.extractor = get_extractor(self.extractor_key, self.image_shape[-1],
+                                       inception_weights).eval()
         self.extractor_name = self.extractor.name
         cache = cache_dir() if dataset_key is not None else None
         stats_path = cache / "stats" / f"{dataset_key}-{self.extractor_name}-n{n}.pt" if cache else None
@@ -72,7 +74,7 @@ class Evaluator:
             classifier = {"state": self.classifier.model.state_dict(),
                           "accuracy": self.classifier.accuracy,
                           "num_classes": self.classifier.num_classes}
-        return {"n": self.n, "image_shape": self.image_shape, "extractor": self.extractor_name,
+        return {"n": self.n, "image_shape": self.image_shape, "extractor": self.extractor_key,
                 "reference": self.reference, "classifier": classifier}
 
     @classmethod
@@ -84,9 +86,9 @@ class Evaluator:
         evaluator.n = state["n"]
         evaluator.image_shape = tuple(state["image_shape"])
         evaluator.device = torch.device(device or "cpu")
-        name = state["extractor"].rsplit("-", 1)[0] if state["extractor"].startswith("randconv") \
-            else "inception"
-        evaluator.extractor = get_extractor(name, evaluator.image_shape[-1], inception_weights).eval()
+        evaluator.extractor_key = state["extractor"]
+        evaluator.extractor = get_extractor(state["extractor"], evaluator.image_shape[-1],
+                                            inception_weights).eval()
         evaluator.extractor_name = evaluator.extractor.name
         evaluator.reference = state["reference"]
         evaluator.classifier = None
@@ -115,11 +117,8 @@ class Evaluator:
                # cached so that an evaluation only computes terms involving its own samples
                "knn_radius": cm.knn_radius(features), "kid_real_term": kernel_mean_offdiag(features)}
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            torch.save({k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
-                        for k, v in ref.items()}, tmp)
-            os.replace(tmp, path)
+            save_atomic(path, {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                               for k, v in ref.items()})
         return ref
 
     @property
