@@ -66,15 +66,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gan_search.data import load_dataset
     from gan_search.train import GANTrainer
 
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {args.device}: no CUDA GPU is visible here; use --device cpu")
+    device = train_device(args.device, torch.cuda.is_available())
     data = load_dataset(source, config.image_size, config.channels, options)
     if len(data.images) < config.batch_size:
         raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.images)} images "
                           f"of {source}; use --set batch_size=N with a smaller N")
     out = Path(args.out or Path("gan_search_runs") / "train" /
                f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
-    trainer = GANTrainer(config, data.images, device=args.device)
+    trainer = GANTrainer(config, data.images, device=device)
     print(f"training {spec.name}: {len(data.images)} images {config.image_size}x"
           f"{config.image_size}x{config.channels} from {source}"
           f"{f' ({data.skipped} unreadable files skipped)' if data.skipped else ''}, "
@@ -106,6 +105,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_device(device: str, cuda: bool) -> str:
+    """``--device`` of ``train``: auto (CUDA when present), cpu, gpu, or a CUDA device name."""
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "gpu" or device == "cuda" or device.startswith("cuda:"):
+        if not cuda:
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu "
+                              "or auto")
+        return "cuda" if device == "gpu" else device
+    raise ConfigError(f"--device {device}: expected auto, cpu, gpu or cuda:N")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a hyperparameter search over a space."""
     from gan_search.config import search_config
@@ -124,7 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            concurrency=args.concurrency, sets=parse_sets(args.set),
                            runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
                            seed=args.seed, address=args.address, data_dir=args.data,
-                           storage=args.storage, sampler=args.sampler, scheduler=args.scheduler)
+                           storage=args.storage, sampler=args.sampler, scheduler=args.scheduler,
+                           device=args.device)
     from gan_search import search  # imports ray: after every argument was checked
 
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
@@ -256,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--out", metavar="DIR", help="output folder")
 
     train = sub.add_parser("train", parents=[common], help="train one configuration")
-    train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    train.add_argument("--device", default="auto",
+                       help="auto (CUDA when available, the default), cpu, gpu or cuda:N")
     train.set_defaults(func=cmd_train)
     run = sub.add_parser("run", help="run a hyperparameter search over a space")
     run.add_argument("--space", default=DEFAULT_SPACE,
@@ -274,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an interrupted search (--name, or the space's latest)")
     run.add_argument("--address", help="Ray cluster to join: auto, host:port or ray://host:port "
                                        "(default: a local Ray)")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+                     help="auto (default): the space's GPU share on a cluster (--address) or on "
+                          "a machine with a GPU, else CPU; cpu: never a GPU; gpu: always one")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     run.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
                      help="Optuna sampler (default tpe; random is the baseline)")

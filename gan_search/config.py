@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from gan_search.errors import ConfigError
+from gan_search.placement import DEVICES
 from gan_search.space import SearchSpec
 
 # The generator starts from a BASE x BASE map (4..7) and doubles it, so the
@@ -230,6 +231,7 @@ class SearchConfig:
     storage: str | None = None  # Tune storage (s3://..., or a shared folder); None: runs_dir/tune
     sampler: str = "tpe"  # "tpe" (Optuna TPE) or "random" (Optuna random search, a baseline)
     scheduler: str | None = None  # overrides the space's scheduler kind ("asha" or "none")
+    device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
 
     @property
     def searched(self) -> dict[str, Any]:
@@ -255,13 +257,15 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
                   address: str | None = None, data_dir: str | None = None,
                   storage: str | None = None, sampler: str = "tpe",
-                  scheduler: str | None = None) -> SearchConfig:
+                  scheduler: str | None = None, device: str = "auto") -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
     if sampler not in ("tpe", "random"):
         raise ConfigError(f"--sampler {sampler}: must be tpe or random")
     if scheduler not in (None, "asha", "none"):
         raise ConfigError(f"--scheduler {scheduler}: must be asha or none")
+    if device not in DEVICES:
+        raise ConfigError(f"--device {device}: must be one of {', '.join(DEVICES)}")
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value}: must be >= 1")
@@ -277,6 +281,6 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
-        storage=storage, sampler=sampler, scheduler=scheduler)
+        storage=storage, sampler=sampler, scheduler=scheduler, device=device)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config

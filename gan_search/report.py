@@ -69,9 +69,12 @@ class ProgressView(Callback):
     after a resume too (when Tune restores this callback from the saved experiment).
     """
 
-    def __init__(self, planned: int, log: Callable[[str], None] = print) -> None:
-        self.planned, self.log = planned, log
+    def __init__(self, planned: int, log: Callable[[str], None] = print,
+                 cluster: bool = False) -> None:
+        self.planned, self.log, self.cluster = planned, log, cluster
         self.started = time.perf_counter()
+        self.waiting_since: float | None = None  # since when some trial waits for resources
+        self.waiting_said = -math.inf  # when the last waiting note was printed
 
     def __getstate__(self) -> dict:  # Tune pickles callbacks; a log function may not pickle
         return {k: v for k, v in self.__dict__.items() if k != "log"}
@@ -103,6 +106,18 @@ class ProgressView(Callback):
         self.log(f"[{time.perf_counter() - self.started:5.0f}s] {text:42s} | {running} running, "
                  f"{sum(counts.values())}/{self.planned} ended ({ended}) | {best_text}")
 
+    def on_step_end(self, iteration, trials, **info):  # noqa: ANN001
+        """Say so when trials wait for resources (e.g. GPU workers the autoscaler is adding)."""
+        waiting = [t for t in trials if t.status == "PENDING"]
+        now = time.perf_counter()
+        if not waiting:
+            self.waiting_since = None
+            return
+        self.waiting_since = self.waiting_since or now
+        if now - self.waiting_since >= WAIT_NOTE_AFTER_S and now - self.waiting_said >= WAIT_NOTE_EVERY_S:
+            self.waiting_said = now
+            self.log(f"[{now - self.started:5.0f}s] {waiting_note(waiting, trials, self.cluster)}")
+
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
         self._line(f"trial {trial.trial_id} started", trials)
 
@@ -119,6 +134,22 @@ class ProgressView(Callback):
         detail = f" at step {metrics.get('step')}, FID-lite {fid:.3f}" if isinstance(
             fid, (int, float)) and status != "diverged" else ""
         self._line(f"trial {trial.trial_id} {status}{detail}", trials, (trial.trial_id, status))
+
+
+WAIT_NOTE_AFTER_S, WAIT_NOTE_EVERY_S = 10.0, 60.0
+
+
+def waiting_note(waiting: list, trials: list, cluster: bool) -> str:
+    """"3 trials waiting for CPU 1, GPU 0.5 each: ..." from Tune's pending trials."""
+    asks = sorted({", ".join(f"{k} {v:g}" for k, v in sorted(
+        t.placement_group_factory.required_resources.items()) if v) for t in waiting})
+    running = sum(t.status == "RUNNING" for t in trials)
+    head = (f"{len(waiting)} trial{'s' if len(waiting) > 1 else ''} waiting for "
+            f"{' / '.join(asks)} each ({running} running)")
+    if cluster:
+        return head + ": the autoscaler adds nodes for them (a few minutes for a new GPU " \
+                      "worker), or the cluster has no node type that offers this: check cluster.yaml"
+    return head + ": they start as running trials end"
 
 
 def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> str:

@@ -27,6 +27,7 @@ from ray.tune import Stopper  # noqa: E402
 
 from gan_search.config import SearchConfig  # noqa: E402
 from gan_search.errors import ConfigError  # noqa: E402
+from gan_search.placement import Placement, place_trials  # noqa: E402
 from gan_search.report import (ProgressView, SearchOutcome, TrialRow, leaderboard,  # noqa: E402,F401
                                pareto_front)
 from gan_search.search_names import tune_root  # noqa: E402
@@ -93,7 +94,7 @@ def summary_dir(config: SearchConfig) -> Path:
     return Path(root) / config.name
 
 
-def search_params(config: SearchConfig) -> dict[str, Any]:
+def search_params(config: SearchConfig, placement: Placement | None = None) -> dict[str, Any]:
     """The search's settings, as logged on the MLflow parent run."""
     spec = config.spec
     params: dict[str, Any] = {
@@ -107,6 +108,7 @@ def search_params(config: SearchConfig) -> dict[str, Any]:
         "collapse_threshold": spec.scheduler.collapse_threshold,
         "collapse_patience": spec.scheduler.collapse_patience,
         "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
+        "device": config.device, "trial_resources": placement.describe() if placement else "",
         "sampler": f"optuna-{config.sampler}", "address": config.address or "local"}
     params.update({f"set.{k}": v for k, v in config.fixed.items()})
     if config.data_options:
@@ -121,61 +123,28 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     """Run (or resume) a search, recorded in MLflow, and return its trials' outcomes."""
     from gan_search import tracking
 
-    from gan_search.data import dataset_key, load_dataset
-    from gan_search.metrics import Evaluator
-    from gan_search.trainable import run_trial
-
     check_address(config.address)
+    placement = place_trials(config.spec.resources, config.device, config.address is not None,
+                             0 if config.address else local_gpus())
     if track:
         tracking.check_store(config.runs_dir, tracking_uri)
     path = f"{storage_root(config)}/{config.name}"
-    exists = tune.Tuner.can_restore(path) if "://" in path else Path(path).exists()
-    if resume and not exists:
-        raise ConfigError(f"--resume: no search {config.name!r} in {storage_root(config)}")
-    if not resume and exists:
-        raise ConfigError(f"a search named {config.name!r} already exists in "
-                          f"{storage_root(config)}; use --resume to continue it or another --name")
-    spec = config.spec
-    size, channels = spec.data.size, spec.data.channels
-    data = load_dataset(config.data_source, size, channels, config.data_options)
-    if len(data.images) < 2:
-        raise ConfigError(f"{config.data_source}: too few images ({len(data.images)})")
-    n = min(config.eval_samples, len(data.images))
-    evaluator = Evaluator(data, n=n, dataset_key=dataset_key(
-        config.data_source, size, channels, config.data_options))
-
-    if not ray.is_initialized():
-        try:
-            # no --address: a private local Ray ("local"), never a cluster that happens to be
-            # running on this machine; --address auto joins that one
-            ray.init(address=config.address or "local", include_dashboard=False,
-                     log_to_driver=False,
-                     logging_level="ERROR", configure_logging=True)
-        except (ConnectionError, RuntimeError) as err:
-            raise ConfigError(f"--address {config.address}: could not connect to Ray: "
-                              f"{' '.join(str(err).split())}") from None
-    gpus = ray.cluster_resources().get("GPU", 0)
-    resources = {"cpu": spec.resources.cpu}
-    if spec.resources.gpu > 0 and gpus > 0:
-        resources["gpu"] = spec.resources.gpu
-    elif spec.resources.gpu > 0:
-        log(f"note: {spec.path} asks for {spec.resources.gpu} GPU per trial but the Ray cluster "
-            "has no GPUs; trials run on CPU")
-    settings = {"base": config.base_values(), "cpu": spec.resources.cpu,
-                "gpu": resources.get("gpu", 0),
-                "collapse_threshold": spec.scheduler.collapse_threshold,
-                "collapse_patience": spec.scheduler.collapse_patience}
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, images=data.images, evaluator_state=evaluator.state(),
-                             settings=settings), resources)
+    _check_name(config, path, resume)
+    data, evaluator = _reference(config)
+    connect(config.address)
+    if placement.note:
+        log(f"note: {placement.note}")
+    trainable = _trainable(config, placement, data, evaluator)
     keys, modes = objectives(config)
     started = time.perf_counter()
-    view = ProgressView(config.trials, log=log)
+    view = ProgressView(config.trials, log=log, cluster=config.address is not None)
     tracker = None
     if track:
-        tracker = tracking.MlflowTracker(config.runs_dir, tracking_uri, spec.name, config.name,
-                                         search_params(config), spec.path)
+        tracker = tracking.MlflowTracker(config.runs_dir, tracking_uri, config.spec.name,
+                                         config.name, search_params(config, placement),
+                                         config.spec.path)
         tracker.start()
+    searcher = None
     if resume:
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
@@ -191,7 +160,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     done = sum(r.status in ("finished", "stopped", "collapsed", "diverged", "failed") for r in rows)
     outcome = SearchOutcome(config.name, path, rows, interrupted=done < config.trials,
                             seconds=time.perf_counter() - started, objectives=keys,
-                            study=None if resume else searcher._ot_study)
+                            study=None if searcher is None else searcher._ot_study)
     summary = write_summary(outcome, config)
     if tracker is not None:
         tracker.finish(rows, leaderboard(outcome, sorted(config.searched)), str(summary), keys,
@@ -199,6 +168,64 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
         outcome.logging_seconds = tracker.seconds
         outcome.parent_run_id = tracker.parent_id
     return outcome
+
+
+def local_gpus() -> int:
+    """CUDA GPUs on this machine (what a private local Ray would have)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _check_name(config: SearchConfig, path: str, resume: bool) -> None:
+    """A new search needs a new name; --resume needs an existing one."""
+    exists = tune.Tuner.can_restore(path) if "://" in path else Path(path).exists()
+    if resume and not exists:
+        raise ConfigError(f"--resume: no search {config.name!r} in {storage_root(config)}")
+    if not resume and exists:
+        raise ConfigError(f"a search named {config.name!r} already exists in "
+                          f"{storage_root(config)}; use --resume to continue it or another --name")
+
+
+def _reference(config: SearchConfig) -> tuple[Any, Any]:
+    """The dataset and the Evaluator with its real statistics (computed once, cached)."""
+    from gan_search.data import dataset_key, load_dataset
+    from gan_search.metrics import Evaluator
+
+    size, channels = config.spec.data.size, config.spec.data.channels
+    data = load_dataset(config.data_source, size, channels, config.data_options)
+    if len(data.images) < 2:
+        raise ConfigError(f"{config.data_source}: too few images ({len(data.images)})")
+    n = min(config.eval_samples, len(data.images))
+    return data, Evaluator(data, n=n, dataset_key=dataset_key(
+        config.data_source, size, channels, config.data_options))
+
+
+def connect(address: str | None) -> None:
+    """Start the private local Ray (no --address) or join the cluster at ``address``."""
+    if ray.is_initialized():
+        return
+    try:
+        # no --address: a private local Ray ("local"), never a cluster that happens to be
+        # running on this machine; --address auto joins that one
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR", configure_logging=True)
+    except (ConnectionError, RuntimeError) as err:
+        raise ConfigError(f"--address {address}: could not connect to Ray: "
+                          f"{' '.join(str(err).split())}") from None
+
+
+def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator: Any) -> Any:
+    """The trial function with its shared inputs (through the object store) and resources."""
+    from gan_search.trainable import run_trial
+
+    spec = config.spec
+    settings = {"base": config.base_values(), "cpu": placement.cpu, "gpu": placement.gpu,
+                "collapse_threshold": spec.scheduler.collapse_threshold,
+                "collapse_patience": spec.scheduler.collapse_patience}
+    return tune.with_resources(
+        tune.with_parameters(run_trial, images=data.images, evaluator_state=evaluator.state(),
+                             settings=settings), placement.resources())
 
 
 def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: list[str],

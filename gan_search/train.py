@@ -208,6 +208,7 @@ class GANTrainer:
         state = {
             "config": self.config.to_dict(),
             "step": self.step,
+            "device": self.device.type,  # whose generator format "rng" is (cpu or cuda)
             "gen": self.gen.state_dict(), "disc": self.disc.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": self.rng.get_state(), "perm": self.perm.cpu(), "cursor": self.cursor,
@@ -218,17 +219,24 @@ class GANTrainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore a checkpoint made on any device: tensors move to this trainer's device;
+        random states continue exactly where the saving device type matches this one."""
         self.gen.load_state_dict(state["gen"])
         self.disc.load_state_dict(state["disc"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
         self.perm = state["perm"].to(self.device)
         self.cursor = int(state["cursor"])
         self.step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if _saved_on(state) == self.device.type:
+            self.rng.set_state(state["rng"].cpu())  # generator states are CPU ByteTensors
+            if "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        else:
+            # a CPU generator's state does not fit a CUDA one (and back): continue with a
+            # stream derived from the seed and the step, the same on every such restore
+            self.rng.manual_seed(self.config.seed + 1 + 1_000_003 * self.step)
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Save G, D, both optimizers, the step and RNG states (atomically)."""
@@ -237,7 +245,15 @@ class GANTrainer:
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+        # read onto the CPU: RNG states must stay CPU ByteTensors, and load_state_dict moves
+        # weights and optimizer moments to this trainer's device, whichever device saved them
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def _saved_on(state: dict) -> str:
+    """The device type a checkpoint was saved on (older checkpoints: by the size of the
+    generator state, 16 bytes for CUDA's Philox, thousands for the CPU's Mersenne twister)."""
+    return state.get("device") or ("cuda" if state["rng"].numel() <= 16 else "cpu")
 
 
 def draw_noise(n: int, config: TrainConfig, generator: torch.Generator,

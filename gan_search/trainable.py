@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,24 +34,62 @@ from gan_search.train import GANTrainer
 DIVERGED_SCORE = 1.0e4  # worse than any FID-lite a working generator reaches
 TRAINER_FILE, GRID_FILE, PROGRESS_FILE = "trainer.pt", "samples.png", "progress.json"
 STATUSES = ("finished", "stopped", "collapsed", "diverged", "failed")
+# set on the nodes of a Ray fake multi-node cluster, whose "GPUs" are only resource labels:
+# trials given such a GPU train on the CPU instead of failing
+FAKE_GPU_ENV = "GAN_SEARCH_FAKE_GPU"
+
+
+class TrialError(RuntimeError):
+    """A trial that cannot run for its own reasons; it fails once, with this message."""
 
 
 def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: dict,
               settings: dict[str, Any]) -> None:
     """Train and evaluate one configuration, reporting each evaluation to Tune.
 
+    A trial that fails for its own reasons (an error in its code or configuration, a GPU
+    it was promised but cannot see) reports status ``failed`` with the message and ends:
+    retrying would fail again. Tune retries only what never reaches here: a lost node or
+    a killed worker (``FailureConfig``).
+
     Args:
         config: the sampled hyperparameters (Tune's trial config).
         images: the shared uint8 dataset (from the object store).
         evaluator_state: ``Evaluator.state()`` of the driver (real statistics).
-        settings: base trial settings and the collapse rule (threshold, patience).
+        settings: base trial settings, the GPU share, the collapse rule (threshold, patience).
     """
+    try:
+        _train_and_report(config, images, evaluator_state, settings)
+    except Exception as err:  # noqa: BLE001 - the trial's own error: reported, not retried
+        message = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
+        tune.report({"status": "failed", "message": message, "score": DIVERGED_SCORE,
+                     "score_collapse": 1.0, "fid_lite_best": DIVERGED_SCORE, "collapsed": False})
+
+
+def trial_device(settings: dict[str, Any]) -> str:
+    """cuda for a trial that Ray gave a GPU share, else cpu; a trial given a GPU it cannot
+    see fails instead of training on the CPU unnoticed."""
+    if settings.get("gpu", 0) <= 0:
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if os.environ.get(FAKE_GPU_ENV) == "1":  # Ray's fake multi-node clusters (tests)
+        return "cpu"
+    node = ray.get_runtime_context().get_node_id()[:8]
+    raise TrialError(f"this trial was given GPU {settings['gpu']:g} on node {node} but torch sees no "
+                     f"CUDA device there (CUDA_VISIBLE_DEVICES="
+                     f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, torch {torch.__version__}); "
+                     "install a CUDA build of torch and the NVIDIA driver on the GPU nodes, or "
+                     "run with --device cpu")
+
+
+def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_state: dict,
+                      settings: dict[str, Any]) -> None:
     from gan_search.config import TrainConfig
 
     trial_config = TrainConfig.from_dict({**settings["base"], **config}, source="trial")
-    gpu = settings.get("gpu", 0) > 0 and torch.cuda.is_available()
     torch.set_num_threads(max(1, int(settings.get("cpu", 1))))
-    trainer = GANTrainer(trial_config, images, device="cuda" if gpu else "cpu")
+    trainer = GANTrainer(trial_config, images, device=trial_device(settings))
     evaluator = Evaluator.from_state(evaluator_state, device=trainer.device)
     progress = {"best_fid": math.inf, "best_step": 0, "best_collapse": 1.0, "best_kid": math.inf,
                 "streak": 0}
@@ -76,10 +115,7 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         metrics = _progress_metrics(scores, progress, trainer.step, settings)
         metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
                         "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
-        # what the optimizers really use, so that a search can prove it trains what it sampled
-        group_g, group_d = trainer.opt_g.param_groups[0], trainer.opt_d.param_groups[0]
-        metrics.update({"opt_lr_g": group_g["lr"], "opt_lr_d": group_d["lr"],
-                        "opt_beta1": group_g["betas"][0], "opt_beta2": group_g["betas"][1]})
+        metrics.update(_trained_as(trainer))
         metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
         metrics["resumed_from_step"] = resumed_from
         metrics["status"] = ("collapsed" if metrics["collapsed"] else
@@ -91,6 +127,17 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         if metrics["collapsed"]:
             return  # the collapse stopper ends it too; returning keeps a lone trial honest
+
+
+def _trained_as(trainer: GANTrainer) -> dict[str, Any]:
+    """What the optimizers and the device really use, so that a search can prove it trains
+    what it sampled, where it was placed."""
+    group_g, group_d = trainer.opt_g.param_groups[0], trainer.opt_d.param_groups[0]
+    device = trainer.device.type
+    if device == "cuda":
+        device = f"cuda:{torch.cuda.current_device()} {torch.cuda.get_device_name()}"
+    return {"opt_lr_g": group_g["lr"], "opt_lr_d": group_d["lr"],
+            "opt_beta1": group_g["betas"][0], "opt_beta2": group_g["betas"][1], "device": device}
 
 
 def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -> dict:
@@ -119,6 +166,6 @@ def trial_status(metrics: dict[str, Any], error: Any) -> str:
     if error is not None:
         return "failed"
     status = metrics.get("status")
-    if status in ("diverged", "collapsed", "finished"):
+    if status in ("diverged", "collapsed", "finished", "failed"):
         return status
     return "stopped" if metrics else "failed"

@@ -176,3 +176,31 @@ def test_bf16_autocast_runs_on_cpu_when_asked(digits):
 def test_trainer_refuses_mismatched_images(digits, bad, message):
     with pytest.raises(ValueError, match=message):
         GANTrainer(small(), bad(digits))
+
+
+def as_if_saved_on_cuda(state: dict) -> dict:
+    """A checkpoint as a CUDA trainer writes it: its data generator is CUDA's Philox (a
+    16-byte state that a CPU generator refuses), plus the CUDA global RNG state."""
+    philox = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+    return {**state, "device": "cuda", "rng": philox, "cuda_rng": philox.clone()}
+
+
+def test_a_checkpoint_from_another_device_restores_and_continues(tmp_path, digits):
+    """What Tune's retry on another node, or --resume on another machine, does: a checkpoint
+    saved on CUDA restored on the CPU (the GPU suite checks CUDA <-> CPU for real)."""
+    config = small(seed=3)
+    saver = GANTrainer(config, digits)
+    saver.train(6)
+    torch.save(as_if_saved_on_cuda(saver.state_dict()), tmp_path / "cuda.pt")
+    runs = []
+    for _ in range(2):
+        trainer = GANTrainer(config.replace(seed=11), digits, device="cpu")
+        trainer.load_checkpoint(tmp_path / "cuda.pt")
+        assert trainer.step == 6
+        assert all(torch.equal(a, b) for a, b in zip(trainer.gen.state_dict().values(),
+                                                      saver.gen.state_dict().values()))
+        result = trainer.train(12, sync_every=2)
+        assert result.status == "finished" and trainer.step == 12
+        runs.append(result.history)
+    assert runs[0] == runs[1]  # the stream that replaces CUDA's is the same on every restore
+
