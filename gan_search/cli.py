@@ -20,6 +20,7 @@ from gan_search.errors import ConfigError, GanSearchError
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DEFAULT_SPACE = "digits"
+MAX_SAMPLES = 4096  # one sample grid
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +49,8 @@ def _prepare(space_name: str, sets: Sequence[str], iters: int | None, data_dir: 
     spec = load_space(space_name)
     check_space_params(spec)
     overrides: dict[str, Any] = parse_sets(sets)
+    if iters is not None and iters < 1:
+        raise ConfigError(f"--iters {iters}: must be >= 1")
     if iters is not None:
         overrides["iters"] = iters
     config = config_from_space(spec, overrides)
@@ -74,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("gan_search_runs") / "train" /
                f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
     trainer = GANTrainer(config, data.images, device=device)
+    make_folder(out, "--out")
     print(f"training {spec.name}: {len(data.images)} images {config.image_size}x"
           f"{config.image_size}x{config.channels} from {source}"
           f"{f' ({data.skipped} unreadable files skipped)' if data.skipped else ''}, "
@@ -119,20 +123,37 @@ def train_device(device: str, cuda: bool) -> str:
     raise ConfigError(f"--device {device}: expected auto, cpu, gpu or cuda:N")
 
 
+def make_folder(path: Path, flag: str) -> None:
+    """Create an output folder, or one clear line saying why it cannot be."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: exists and is not a folder; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".gan-search-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot write there ({err.strerror or err}); give a "
+                          "folder you can write to") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a hyperparameter search over a space."""
     from gan_search.config import search_config
+    from gan_search.search_names import check_name, check_storage, latest_search, storage_root
     from gan_search.space import load_space
 
-    spec = load_space(args.space)
-    name = args.name
-    if args.resume:
-        from gan_search.search_names import latest_search
+    check_runs_dir(args.runs_dir)
+    check_storage(args.storage)
 
-        name = args.name or latest_search(args.runs_dir, spec.name)
+    spec = load_space(args.space)
+    name = check_name(args.name) if args.name is not None else None
+    if args.resume and name is None:
+        name = latest_search(args.runs_dir, spec.name, args.storage)
         if name is None:
             raise ConfigError(f"--resume: no earlier search of space {spec.name!r} in "
-                              f"{args.runs_dir}; run without --resume to start one")
+                              f"{storage_root(args.runs_dir, args.storage)}; run without "
+                              "--resume to start one")
     config = search_config(spec, trials=args.trials, iters=args.iters,
                            concurrency=args.concurrency, sets=parse_sets(args.set),
                            runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
@@ -142,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gan_search import search  # imports ray: after every argument was checked
 
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
-          f"trials of space {spec.name} ({spec.data.source}, {spec.data.size}px), "
+          f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), "
           f"{config.iters} iterations each, FID-lite every {config.eval_every} on "
           f"N={config.eval_samples}, {config.concurrency} at a time", flush=True)
     outcome = search.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
@@ -150,11 +171,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = search.summary_dir(config) / "leaderboard.json"
     print()
     print(search.leaderboard(outcome, sorted(config.searched)))
+    for row in outcome.rows:
+        if row.status in ("failed", "diverged") and row.error:
+            print(f"trial {row.trial_id} {row.status}: {row.error}")
     print()
     best = outcome.best
     if best is not None and best.checkpoint:
         print(f"best trial {best.trial_id}: FID-lite {best.score:.3f} at step "
-              f"{best.metrics.get('best_step')}; sample grid {Path(best.checkpoint) / 'samples.png'}")
+              f"{best.metrics.get('best_step')}; sample grid {best.checkpoint}/samples.png")
     print(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
           f"(leaderboard: {summary})")
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
@@ -162,10 +186,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"MLflow: parent run {outcome.parent_run_id} ({outcome.logging_seconds:.1f} s of "
           f"logging, {100 * share:.1f}% of the search); compare trials with: {where}")
     if outcome.interrupted:
+        storage = f" --storage {args.storage}" if args.storage else ""
         print(f"gan-search: interrupted; continue with: gan-search run --space {args.space} "
-              f"--runs-dir {args.runs_dir} --resume --name {outcome.name}", file=sys.stderr)
+              f"--runs-dir {args.runs_dir}{storage} --resume --name {outcome.name}",
+              file=sys.stderr)
         return 130
     return 0
+
+
+def check_runs_dir(runs_dir: str) -> None:
+    """--runs-dir must be a folder or not exist yet (it is made when the search starts)."""
+    path = Path(runs_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--runs-dir {runs_dir}: exists and is not a folder; give a folder "
+                          "(it is created if missing)")
 
 
 def new_search_name(space: str) -> str:
@@ -198,12 +232,30 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_listen(host: str, port: int) -> None:
+    """--host / --port: an address of this machine and a free port, checked before starting."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port}: must lie in 1..65535")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except socket.gaierror:
+        raise ConfigError(f"--host {host}: not an address of this machine; use 127.0.0.1 (the "
+                          "default) or 0.0.0.0") from None
+    except OSError as err:
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err});"
+                          " pick a free --port, e.g. --port 5001") from None
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """Start the MLflow UI on a runs directory's store (127.0.0.1 unless --host)."""
     import subprocess
 
     from gan_search.tracking import ui_command
 
+    check_listen(args.host, args.port)
     command = ui_command(args.runs_dir, args.host, args.port)
     print(f"MLflow UI for {Path(args.runs_dir).resolve()}: http://{args.host}:{args.port} "
           "(Ctrl-C stops it)", flush=True)
@@ -219,8 +271,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from gan_search.tracking import download_generator, find_run
 
-    if args.n < 1:
-        raise ConfigError(f"--n {args.n}: must be >= 1")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ConfigError(f"--n {args.n}: must lie in 1..{MAX_SAMPLES}")
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+        raise ConfigError(f"--out {args.out}: name an image file ending in .png, .jpg, .webp "
+                          "or .bmp")
+    make_folder(out.parent, "--out")
     client, run_id = find_run(args.runs_dir, args.tracking_uri, args.run)
     import torch
 
@@ -239,7 +296,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     z = draw_noise(args.n, config, torch.Generator().manual_seed(args.seed), "cpu")
     with torch.no_grad():
         images = gen(z)
-    out = save_grid(images, args.out, nrow=max(1, int(args.n ** 0.5)))
+    out = save_grid(images, out, nrow=max(1, int(args.n ** 0.5)))
     print(f"wrote {args.n} samples of run {run_id} (step {state['step']}) to {out}")
     return 0
 

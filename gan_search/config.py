@@ -124,7 +124,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "label_smoothing": (lambda v: 0 <= v < 0.5, "must lie in [0, 0.5): real labels become 1 - value"),
     "batch_size": (lambda v: v >= 2, "must be >= 2 (batch norm needs two samples)"),
     "d_steps": (lambda v: 1 <= v <= 10, "must lie in 1..10"),
-    "iters": (lambda v: v >= 0, "must be >= 0"),
+    "iters": (lambda v: v >= 1, "must be >= 1"),
     "eval_every": (lambda v: v >= 1, "must be >= 1"),
     "sample_bn_mode": (lambda v: v in ("train", "eval"), "must be train or eval"),
     "seed": (lambda v: v >= 0, "must be >= 0"),
@@ -234,6 +234,15 @@ class SearchConfig:
     device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
 
     @property
+    def image_size(self) -> int:
+        """The trials' image size: the space's, unless --set image_size changed it."""
+        return int(self.base_values()["image_size"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.base_values()["channels"])
+
+    @property
     def searched(self) -> dict[str, Any]:
         """The space's parameters that ``--set`` did not pin."""
         return {k: p for k, p in self.spec.params.items() if k not in self.fixed}
@@ -269,6 +278,8 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value}: must be >= 1")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: must be >= 0")
     iters = iters or spec.budget.iters
     eval_every = min(spec.budget.eval_every, iters)
     pinned = dict(TrainConfig.from_dict({**spec.defaults(), **(sets or {})}, source="--set").to_dict())

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gan_search.errors import DataError
+from gan_search.files import save_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CACHE_VERSION = 1  # bump when a source's decoding changes, to invalidate old caches
@@ -95,14 +96,6 @@ def dataset_key(source: str, size: int, channels: int, options: Mapping[str, Any
     digest = hashlib.sha256(json.dumps([CACHE_VERSION, described], sort_keys=True,
                                        default=str).encode()).hexdigest()[:12]
     return f"{source}-{size}px-c{channels}-{digest}"
-
-
-def save_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary file and rename, so a crash never leaves half a cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- conversions
@@ -191,12 +184,33 @@ def read_images(path: str | Path, size: int, channels: int) -> tuple[torch.Tenso
         if array.dtype != np.uint8 or array.ndim not in (3, 4):
             raise DataError(f"{path}: expected a uint8 array (N, H, W), (N, C, H, W) or "
                             f"(N, H, W, C) with values 0..255, got {array.dtype} {array.shape}")
+        shape = tuple(array.shape[1:])
+        array = _channels_first(array, path, notes)
+        if len(array) == 0:
+            raise DataError(f"{path}: the array holds no images")
         images = resize_array(array, size, channels)
-        if tuple(array.shape[1:]) not in ((size, size), (channels, size, size), (size, size, channels)):
-            notes.append(f"converted images of shape {tuple(array.shape[1:])} to "
+        if shape not in ((size, size), (channels, size, size), (size, size, channels)):
+            notes.append(f"converted images of shape {shape} to "
                          f"{channels}x{size}x{size}")
         return images, notes
     raise DataError(f"{path} is neither a folder of images nor a .npy/.pt file")
+
+
+def _channels_first(array: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
+    """(N, H, W), (N, C, H, W) or (N, H, W, C) with C in 1, 3, 4 -> (N, C, H, W) with C in
+    1, 3 (RGBA loses its alpha channel, as PIL's RGB conversion of a PNG does)."""
+    if array.ndim == 3:
+        return array[:, None]
+    if array.shape[-1] in (1, 3, 4) and array.shape[1] not in (1, 3, 4):
+        array = array.transpose(0, 3, 1, 2)
+    elif array.shape[1] not in (1, 3, 4):
+        raise DataError(f"{path}: images of shape {tuple(array.shape[1:])} have no channel axis "
+                        "of 1 (grey), 3 (RGB) or 4 (RGBA); save (N, H, W), (N, C, H, W) or "
+                        "(N, H, W, C) arrays")
+    if array.shape[1] == 4:
+        notes.append("dropped the alpha channel of RGBA images")
+        array = array[:, :3]
+    return array
 
 
 # ---------------------------------------------------------------- sources

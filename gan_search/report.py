@@ -46,9 +46,19 @@ class SearchOutcome:
 
     @property
     def best(self) -> TrialRow | None:
-        scored = [r for r in self.rows if r.status in ("finished", "stopped") and r.metrics]
-        scored = scored or [r for r in self.rows if r.metrics]
-        return min(scored, key=lambda r: r.score) if scored else None
+        return best_row(self.rows)
+
+
+def best_row(rows: list[TrialRow]) -> TrialRow | None:
+    """The search's best trial, one rule for the summary, `sample --run best` and MLflow:
+    the lowest score among trials that trained to a normal end (finished, or stopped early
+    by ASHA); only when there is none, among collapsed trials; never a diverged, failed or
+    interrupted one."""
+    for statuses in (("finished", "stopped"), ("collapsed",)):
+        scored = [r for r in rows if r.status in statuses and math.isfinite(r.score)]
+        if scored:
+            return min(scored, key=lambda r: r.score)
+    return None
 
 
 def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:

@@ -27,9 +27,11 @@ from ray.tune import Stopper  # noqa: E402
 
 from gan_search.config import SearchConfig  # noqa: E402
 from gan_search.errors import ConfigError  # noqa: E402
+from gan_search.files import write_text_atomic  # noqa: E402
 from gan_search.placement import Placement, place_trials  # noqa: E402
 from gan_search.report import (ProgressView, SearchOutcome, TrialRow, leaderboard,  # noqa: E402,F401
                                pareto_front)
+from gan_search import search_names  # noqa: E402
 from gan_search.search_names import tune_root  # noqa: E402
 from gan_search.trainable import trial_status  # noqa: E402
 from gan_search.space import Param  # noqa: E402
@@ -79,11 +81,7 @@ def check_address(address: str | None, timeout: float = 5.0) -> None:
 
 def storage_root(config: SearchConfig) -> str:
     """Tune's storage: --storage (s3://... or a shared folder), else <runs-dir>/tune."""
-    if config.storage and "://" in config.storage:
-        return config.storage.rstrip("/")
-    if config.storage:
-        return str(Path(config.storage).expanduser().resolve())
-    return str(tune_root(config.runs_dir))
+    return search_names.storage_root(config.runs_dir, config.storage)
 
 
 def summary_dir(config: SearchConfig) -> Path:
@@ -98,8 +96,8 @@ def search_params(config: SearchConfig, placement: Placement | None = None) -> d
     """The search's settings, as logged on the MLflow parent run."""
     spec = config.spec
     params: dict[str, Any] = {
-        "space": spec.name, "data.source": config.data_source, "data.size": spec.data.size,
-        "data.channels": spec.data.channels, "trials": config.trials, "iters": config.iters,
+        "space": spec.name, "data.source": config.data_source, "data.size": config.image_size,
+        "data.channels": config.channels, "trials": config.trials, "iters": config.iters,
         "eval_every": config.eval_every, "eval_samples": config.eval_samples,
         "concurrency": config.concurrency, "seed": config.seed,
         "objectives": list(spec.objectives), "searched": sorted(config.searched),
@@ -192,7 +190,8 @@ def _reference(config: SearchConfig) -> tuple[Any, Any]:
     from gan_search.data import dataset_key, load_dataset
     from gan_search.metrics import Evaluator
 
-    size, channels = config.spec.data.size, config.spec.data.channels
+    # the trials' geometry: the space's, or what --set image_size / channels asked for
+    size, channels = config.image_size, config.channels
     data = load_dataset(config.data_source, size, channels, config.data_options)
     if len(data.images) < 2:
         raise ConfigError(f"{config.data_source}: too few images ({len(data.images)})")
@@ -296,8 +295,9 @@ def _rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[Trial
         params = {k: v for k, v in (result.config or {}).items()}
         best = None
         if result.best_checkpoints:
-            best = min(result.best_checkpoints,
-                       key=lambda pair: pair[1].get("fid_lite", math.inf))[0].path
+            best = checkpoint_uri(min(result.best_checkpoints,
+                                      key=lambda pair: pair[1].get("fid_lite", math.inf))[0],
+                                  storage_root(config))
         # the folder name (trial_<id>, see trial_dirname) is unique per trial, even for a
         # trial whose actor died and whose result carries no metrics
         trial_id = Path(result.path).name.removeprefix("trial_") if result.path else \
@@ -309,8 +309,17 @@ def _rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[Trial
             trial_id=trial_id, status=status, params=params,
             metrics={k: v for k, v in metrics.items() if k not in ("config",)},
             path=result.path, checkpoint=best,
-            error=" ".join(str(error).split())[:300] if error else None))
+            error=" ".join(str(error).split())[:300] if error else metrics.get("message")))
     return rows
+
+
+def checkpoint_uri(checkpoint: Any, root: str) -> str:
+    """A checkpoint's location as the user gave the storage: a folder, or a URI with its
+    scheme (Tune's checkpoint paths on s3://... storage carry none)."""
+    scheme, sep, _ = root.partition("://")
+    if not sep or scheme == "file":
+        return checkpoint.path
+    return f"{scheme}://{checkpoint.path.lstrip('/')}"
 
 
 class CollapseStopper(Stopper):
@@ -326,10 +335,8 @@ class CollapseStopper(Stopper):
 
 def write_summary(outcome: SearchOutcome, config: SearchConfig) -> Path:
     """leaderboard.json beside Tune's state in the experiment folder."""
-    folder = summary_dir(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "leaderboard.json"
-    path.write_text(json.dumps({
+    path = summary_dir(config) / "leaderboard.json"
+    write_text_atomic(path, json.dumps({
         "name": outcome.name, "space": config.spec.name, "objectives": outcome.objectives,
         "seconds": outcome.seconds, "interrupted": outcome.interrupted,
         "trials": [{"trial_id": r.trial_id, "status": r.status, "params": r.params,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ import yaml
 from gan_search.errors import SpaceError
 
 KINDS = ("uniform", "loguniform", "int", "choice")
+# names that become folders, MLflow experiment and run names, and filter values
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 OBJECTIVES = ("fid_lite", "collapse", "kid")
 SCHEDULERS = ("asha", "none")
 
@@ -192,8 +195,12 @@ def parse_space(raw: Any, path: str) -> SearchSpec:
     if both:
         raise SpaceError(f"{path}: {both[0]} is both searched (parameters) and fixed; "
                          "keep it in one of the two sections")
+    name = str(top.get("name", Path(path).stem))
+    if not PLAIN_NAME.fullmatch(name):
+        raise SpaceError(f"{path}: name: {name!r} is not a plain name; use letters, digits, "
+                         "'.', '_' and '-' (it names the MLflow experiment and the searches)")
     return SearchSpec(
-        name=str(top.get("name", Path(path).stem)),
+        name=name,
         path=path,
         description=str(top.get("description", "")),
         data=data,

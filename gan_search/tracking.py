@@ -28,9 +28,11 @@ from PIL import Image
 from ray.tune import Callback
 
 from gan_search.errors import ConfigError
+from gan_search.report import best_row
 from gan_search.trainable import trial_status
 
 SEARCH_TAG, TRIAL_TAG, STATUS_TAG = "gan_search.search", "gan_search.trial_id", "gan_search.status"
+MESSAGE_TAG = "gan_search.message"  # why a trial diverged or failed
 METRICS = ("fid_lite", "kid", "collapse", "coverage", "precision", "recall", "density", "ndb_k",
            "classes_found", "class_kl", "fid_lite_best", "loss_d", "loss_g", "d_real", "d_fake")
 RESTORED: dict[str, "MlflowTracker"] = {}  # search name -> tracker restored by Tune
@@ -155,8 +157,7 @@ class MlflowTracker(Callback):
             if run_id is not None:  # a trial that ended without a complete event (interrupt)
                 self._close_child(run_id, row.status, None)
         tags = {"gan_search.trials": str(len(rows))}
-        best = min((r for r in rows if r.status in ("finished", "stopped") and r.metrics),
-                   key=lambda r: r.score, default=None)
+        best = best_row(rows)
         if best is not None and best.trial_id in self.children:
             tags.update({"gan_search.best_trial_id": best.trial_id,
                          "gan_search.best_run_id": self.children[best.trial_id],
@@ -238,21 +239,26 @@ class MlflowTracker(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
         started = time.perf_counter()
         run_id = self._child(trial.trial_id, trial)
-        self._close_child(run_id, trial_status(trial.last_result or {}, None),
-                          best_checkpoint(trial))
+        result = trial.last_result or {}
+        self._close_child(run_id, trial_status(result, None), best_checkpoint(trial),
+                          result.get("message"))
         self.seconds += time.perf_counter() - started
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
         started = time.perf_counter()
         run_id = self._child(trial.trial_id, trial)
-        self._close_child(run_id, "failed", None)
+        error = getattr(trial, "error_file", None) and "see Tune's error file " + trial.error_file
+        self._close_child(run_id, "failed", None, error)
         self.seconds += time.perf_counter() - started
 
-    def _close_child(self, run_id: str, status: str, checkpoint: Any) -> None:
+    def _close_child(self, run_id: str, status: str, checkpoint: Any,
+                     message: str | None = None) -> None:
         run = self.client.get_run(run_id)
         if run.data.tags.get(STATUS_TAG) == status and run.info.status != "RUNNING":
             return  # already closed with this status (resume, or finish() after complete)
         self.client.set_tag(run_id, STATUS_TAG, status)
+        if message:
+            self.client.set_tag(run_id, MESSAGE_TAG, message[:5000])
         if checkpoint and "checkpoint/generator.pt" not in _artifacts(self.client, run_id):
             log_generator(self.client, run_id, checkpoint)
         self.client.set_terminated(run_id, RUN_STATUS.get(status, "FINISHED"))

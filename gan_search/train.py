@@ -27,7 +27,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from gan_search.config import TrainConfig
-from gan_search.data import save_atomic
+from gan_search.files import save_atomic, write_atomic
 from gan_search.models import build_models
 
 GRID_SAMPLES = 64  # fixed noise batch for sample grids, 8 x 8
@@ -268,8 +268,8 @@ def draw_noise(n: int, config: TrainConfig, generator: torch.Generator,
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
     """Generator output in [-1, 1] as a PNG grid (make_grid's 2-pixel padding)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)), path)
+    grid = make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1))
+    write_atomic(path, lambda tmp: save_image(grid, tmp))
     return path
 
 

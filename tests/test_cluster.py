@@ -161,3 +161,30 @@ def test_losing_a_worker_mid_search_retries_its_trials_from_their_checkpoints(cl
     for child in children:  # no evaluation step logged twice, none missing
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
         assert sorted(steps) == list(range(20, 201, 20)), steps
+
+
+def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster, tmp_path):
+    """On a cluster the search asks for the space's GPU share; the worker advertises a GPU
+    but has no CUDA device, so every trial fails with that message, once (not retried
+    3 times like a lost node), and MLflow says why."""
+    from gan_search.config import search_config
+    from gan_search.search import run_search
+    from gan_search.space import load_space
+
+    ray_cluster, _ = cluster
+    raw = {**SPACE, "resources": {"cpu": 1, "gpu": 0.5}, "concurrency": 2,
+           "budget": {"trials": 2, "iters": 40, "eval_every": 20, "eval_samples": 64}}
+    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(raw))
+    config = search_config(load_space(str(tmp_path / "nodes.yaml")), runs_dir=str(tmp_path),
+                           name="no-cuda", address=ray_cluster.address)
+    lines = []
+    outcome = run_search(config, log=lines.append)
+    assert [r.status for r in outcome.rows] == ["failed", "failed"]
+    assert all("torch sees no CUDA device there" in r.error for r in outcome.rows)
+    for row in outcome.rows:  # started once: a retry would start it again
+        assert sum(f"trial {row.trial_id} started" in line for line in lines) == 1, lines
+    client, children = mlflow_children(tmp_path, "no-cuda")
+    assert len(children) == 2
+    for child in children:
+        assert child.info.status == "FAILED" and child.data.tags["gan_search.status"] == "failed"
+        assert "torch sees no CUDA device there" in child.data.tags["gan_search.message"]

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_search.data import Dataset, cache_dir, save_atomic
+from gan_search.data import Dataset, cache_dir
+from gan_search.files import save_atomic
 from gan_search.metrics import collapse as cm
 from gan_search.metrics.classifier import CLASSIFIER_VERSION, TrainedClassifier, load_or_train
 from gan_search.metrics.distances import (frechet_distance, gaussian_stats, kernel_mean_offdiag,

@@ -82,7 +82,6 @@ class InceptionFeatures(nn.Module):
     of papers; a converted TF-FID state dict for this architecture gives those.
     """
 
-    name = "inception-v3"
     dim = 2048
 
     def __init__(self, weights: str | Path | None = None):
@@ -90,12 +89,20 @@ class InceptionFeatures(nn.Module):
         from torchvision.models import Inception_V3_Weights, inception_v3
 
         model = inception_v3(weights=None, aux_logits=True, init_weights=False)
+        # the name keys the cached real statistics: statistics from one weights file must
+        # never be reused with another
+        self.name = "inception-v3-torchvision-imagenet1k-v1"
         if weights is not None:
             path = Path(weights).expanduser()
             if not path.is_file():
                 raise DataError(f"Inception weights file {path} does not exist; give the path "
                                 "of a torchvision inception_v3 state dict")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.name = f"inception-v3-{file_sha256(path)[:16]}"
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # any reader failure is the user's file, said in one line
+                raise DataError(f"--inception-weights {path}: not a torch state dict "
+                                f"({' '.join(str(err).split())[:200]})") from None
         else:
             try:
                 state = Inception_V3_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
@@ -104,7 +111,11 @@ class InceptionFeatures(nn.Module):
                 raise DataError("the Inception-v3 extractor needs its weights: could not download "
                                 f"them ({reason}); pass --inception-weights PATH with a local "
                                 "copy, or use the default randconv extractor offline") from None
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise DataError(f"--inception-weights: not an inception_v3 state dict "
+                            f"({' '.join(str(err).split())[:200]})") from None
         model.fc = nn.Identity()  # the 2048-d pool features
         self.model = model.eval()
         for p in self.model.parameters():
@@ -116,6 +127,14 @@ class InceptionFeatures(nn.Module):
         mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
         return self.model((x - mean) / std)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _prepare(images: torch.Tensor, resolution: int) -> torch.Tensor:
