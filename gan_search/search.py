@@ -227,31 +227,45 @@ def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator:
                              settings=settings), placement.resources())
 
 
+def build_sampler(config: SearchConfig) -> Any:
+    """Optuna's sampler: TPE (multivariate, seeded, random for the first third of the
+    trials up to 10), or random search (--sampler random, the baseline to beat)."""
+    import optuna
+
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
+    return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
+                                      multivariate=True)
+
+
+def build_scheduler(config: SearchConfig) -> Any:
+    """ASHA on the trial's score at every evaluation (a rung per eval interval), or FIFO
+    (scheduler none, or a single evaluation)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    spec = config.spec
+    evals = math.ceil(config.iters / config.eval_every)
+    if (config.scheduler or spec.scheduler.kind) == "asha" and evals > 1:
+        return ASHAScheduler(time_attr="training_iteration", metric="score", mode="min",
+                             max_t=evals, grace_period=min(spec.scheduler.grace_period, evals),
+                             reduction_factor=spec.scheduler.reduction_factor)
+    return FIFOScheduler()
+
+
 def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: list[str],
                callbacks: list) -> Any:
     import optuna
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    spec = config.spec
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
-    sampler = optuna.samplers.RandomSampler(seed=config.seed) if config.sampler == "random" else \
-        optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup, multivariate=True)
     searcher = OptunaSearch(
         metric=keys if len(keys) > 1 else keys[0], mode=modes if len(modes) > 1 else modes[0],
-        sampler=sampler, study_name=config.name, seed=config.seed)
-    evals = math.ceil(config.iters / config.eval_every)
-    if (config.scheduler or spec.scheduler.kind) == "asha" and evals > 1:
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric="score", mode="min",
-                                  max_t=evals, grace_period=min(spec.scheduler.grace_period, evals),
-                                  reduction_factor=spec.scheduler.reduction_factor)
-    else:
-        scheduler = FIFOScheduler()
+        sampler=build_sampler(config), study_name=config.name, seed=config.seed)
     return tune.Tuner(
         trainable,
         param_space=tune_space(config.searched),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(config),
                                     num_samples=config.trials,
                                     max_concurrent_trials=config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=trial_dirname),
@@ -261,7 +275,8 @@ def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: lis
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute="fid_lite",
                 checkpoint_score_order="min"),  # the best one (plus the latest, for resume)
-            # a trial whose node dies is retried from its latest checkpoint (3 times at most)
+            # a trial whose node dies is retried from its latest checkpoint (3 times at most);
+            # a trial's own errors are reported by the trial and never reach this
             failure_config=tune.FailureConfig(max_failures=3)),
     ), searcher
 

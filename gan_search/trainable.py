@@ -11,7 +11,7 @@ What the search sees (``score`` and, for two objectives, ``score_collapse``):
   evaluation), with its step in ``best_step``: GANs often get worse late;
 - once a trial is collapsed (``collapse`` above the threshold for ``patience``
   evaluations in a row), the values of the evaluation that declared it, so that
-  Optuna learns the region ends badly; the collapse stopper then ends the trial;
+  Optuna learns the region ends badly; the collapse stopper ends the trial there;
 - a diverged trial (non-finite losses) reports ``DIVERGED_SCORE`` and ends.
 """
 
@@ -125,19 +125,27 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
             trainer.save_grid(Path(folder) / GRID_FILE)
             (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        if metrics["collapsed"]:
-            return  # the collapse stopper ends it too; returning keeps a lone trial honest
+        # a collapsed trial is ended by the collapse stopper (search.CollapseStopper) at this
+        # report: Tune stops the function before it trains another interval
 
 
 def _trained_as(trainer: GANTrainer) -> dict[str, Any]:
     """What the optimizers and the device really use, so that a search can prove it trains
     what it sampled, where it was placed."""
     group_g, group_d = trainer.opt_g.param_groups[0], trainer.opt_d.param_groups[0]
+    up = [m for m in trainer.gen.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    down = [m for m in trainer.disc.modules() if isinstance(m, torch.nn.Conv2d)]
     device = trainer.device.type
     if device == "cuda":
         device = f"cuda:{torch.cuda.current_device()} {torch.cuda.get_device_name()}"
     return {"opt_lr_g": group_g["lr"], "opt_lr_d": group_d["lr"],
-            "opt_beta1": group_g["betas"][0], "opt_beta2": group_g["betas"][1], "device": device}
+            "opt_beta1": group_g["betas"][0], "opt_beta2": group_g["betas"][1],
+            "opt_beta1_d": group_d["betas"][0], "opt_beta2_d": group_d["betas"][1],
+            # the built models: G's last hidden width, D's first width, the kernels, z
+            "model_g_width": up[-1].in_channels, "model_d_width": down[0].out_channels,
+            "model_kernel_size_g": up[-1].kernel_size[0],
+            "model_kernel_size_d": down[0].kernel_size[0], "model_z_dim": up[0].in_channels,
+            "device": device}
 
 
 def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -> dict:

@@ -25,13 +25,19 @@ def test_digits_are_the_1797_sklearn_images_upscaled_with_labels():
     assert torch.equal(colour.images[:, 0], colour.images[:, 1])  # grey copied to RGB
 
 
-def test_dataset_is_cached_and_reloaded_identically(isolated_cache):
+def test_dataset_is_cached_and_reloaded_identically(isolated_cache, monkeypatch):
     before = set((isolated_cache / "datasets").glob("*.pt"))
     first = load_dataset("fake", 16, 3, {"n": 50})
     new = set((isolated_cache / "datasets").glob("*.pt")) - before
     assert len(new) == 1 and next(iter(new)).name.startswith("fake-16px-c3-")
+    # the second load reads the cache: the source is not decoded again
+    def no_decoding(*args):
+        raise AssertionError("decoded again instead of reading the cache")
+
+    monkeypatch.setitem(data_mod.SOURCES, "fake", data_mod.Source(no_decoding, ("n", "classes", "seed")))
     second = load_dataset("fake", 16, 3, {"n": 50})
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
+    monkeypatch.undo()
     other = load_dataset("fake", 16, 3, {"n": 60})  # other options -> other cache entry
     assert len(other.images) == 60
 

@@ -61,6 +61,19 @@ def test_prdc_extremes():
     assert far["precision"] == 0 and far["coverage"] == 0 and far["density"] == 0
 
 
+def test_prdc_tells_precision_from_recall():
+    """Samples from one small corner of the real data are all realistic (precision high)
+    but cover little of it (recall and coverage low); samples spread over the real data
+    and far beyond it are the opposite."""
+    rng = np.random.RandomState(5)
+    real = rng.randn(400, 2)
+    corner = real[np.argsort(real[:, 0])[:40]]  # the 10% of real points furthest left
+    narrow = prdc(real, corner[rng.randint(len(corner), size=200)] + rng.randn(200, 2) * 0.01)
+    assert narrow["precision"] > 0.9 and narrow["recall"] < 0.3 and narrow["coverage"] < 0.3
+    wide = prdc(real, rng.randn(400, 2) * 3)
+    assert wide["recall"] > 0.8 and wide["precision"] < 0.6
+
+
 def test_ndb_and_kmeans():
     rng = np.random.RandomState(4)
     blobs = np.concatenate([rng.randn(100, 2) * 0.1 + c for c in ([0, 0], [5, 5], [0, 5])])

@@ -3,6 +3,7 @@ statuses, the collapse stopper, and bad input at the command line."""
 
 import json
 import math
+from pathlib import Path
 
 import optuna
 import yaml
@@ -26,6 +27,7 @@ SPACE = {
     },
     "fixed": {"z_dim": 8, "batch_size": 32},
     "budget": {"trials": 4, "iters": 40, "eval_every": 20, "eval_samples": 100},
+    "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
     "resources": {"cpu": 0.5},
     "concurrency": 2,
 }
@@ -85,12 +87,33 @@ def test_pareto_front_marks_non_dominated_trials():
     assert [r.pareto for r in rows] == [True, True, True, False, False]
 
 
+def test_the_search_builds_asha_with_a_rung_per_evaluation_and_seeded_tpe():
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from gan_search.search import build_sampler, build_scheduler
+
+    spec = parse_space({**SPACE, "budget": {"trials": 9, "iters": 120, "eval_every": 20}}, "s.yaml")
+    scheduler = build_scheduler(search_config(spec, name="x"))
+    assert isinstance(scheduler, ASHAScheduler)
+    assert scheduler._time_attr == "training_iteration" and scheduler._max_t == 6
+    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [4, 2, 1]
+    assert isinstance(build_scheduler(search_config(spec, name="x", scheduler="none")), FIFOScheduler)
+    sampler = build_sampler(search_config(spec, name="x", seed=7))
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._multivariate and sampler._n_startup_trials == 3
+    random = build_sampler(search_config(spec, name="x", sampler="random"))
+    assert isinstance(random, optuna.samplers.RandomSampler)
+
+
 @pytest.fixture(scope="module")
 def smoke_search(tmp_path_factory):
-    """One real search (local Ray, Optuna TPE, ASHA) on a tiny synthetic space."""
+    """One real search (local Ray, Optuna TPE, ASHA) on a tiny synthetic space; one trial
+    at a time, so that ASHA's decisions follow from the (seeded) scores alone."""
     runs = tmp_path_factory.mktemp("runs")
-    spec = write_space(SPACE, runs / "space.yaml")
-    config = search_config(spec, runs_dir=str(runs), name="smoke-test")
+    spec = write_space({**SPACE, "concurrency": 1}, runs / "space.yaml")
+    # seed 3: TPE's seeded start-up draws two learning rates so low that those trials are
+    # far behind (FID-lite about 420-450 against 240-260) at the first rung
+    config = search_config(spec, runs_dir=str(runs), name="smoke-test", seed=3)
     lines = []
     outcome = run_search(config, log=lines.append)
     return config, outcome, lines
@@ -105,20 +128,38 @@ def test_smoke_search_ends_every_trial_with_a_score_or_a_status(smoke_search):
         assert math.isfinite(row.score) and row.metrics["fid_lite_extractor"] == "randconv32-v1"
         assert row.metrics["best_step"] in (20, 40)
     assert any(r.status == "finished" for r in outcome.rows)
+    # ASHA ran: a trial worse than the median at the first rung stopped there
+    stopped = [r for r in outcome.rows if r.status == "stopped"]
+    assert stopped and all(r.metrics["step"] == 20 for r in stopped)
     # the live view printed a line per start and per end, not Ray's tables
     assert sum("started" in line for line in lines) == 4
     assert sum("4/4 ended" in line for line in lines) == 1
 
 
 def test_each_trial_trains_with_its_sampled_values(smoke_search):
-    _, outcome, _ = smoke_search
+    config, outcome, _ = smoke_search
     lrs = set()
     for row in outcome.rows:
         m, p = row.metrics, row.params
+        trial = config.trial_config(p)
         assert m["opt_lr_g"] == pytest.approx(p["lr_g"]) and m["opt_beta1"] == pytest.approx(p["beta1"])
+        assert m["opt_lr_d"] == trial.lr_d and m["opt_beta2"] == trial.beta2  # fixed values too
+        assert m["opt_beta1_d"] == pytest.approx(p["beta1"]) and m["opt_beta2_d"] == trial.beta2
+        # the models were built with the sampled architecture
+        assert m["model_g_width"] == p["g_width"] and m["model_d_width"] == p["d_width"]
+        assert m["model_kernel_size_g"] == m["model_kernel_size_d"] == p["kernel_size"]
+        assert m["model_z_dim"] == 8
         assert 4 <= p["g_width"] <= 8 and p["kernel_size"] in (4, 5)
         lrs.add(p["lr_g"])
     assert len(lrs) == 4  # every trial got its own value
+
+
+def test_optuna_is_tpe_and_learns_what_each_trial_really_scored(smoke_search):
+    _, outcome, _ = smoke_search
+    study = outcome.study
+    assert isinstance(study.sampler, optuna.samplers.TPESampler) and study.sampler._multivariate
+    told = sorted((t.params["lr_g"], t.value) for t in study.trials)
+    assert told == sorted((r.params["lr_g"], r.metrics["score"]) for r in outcome.rows)
 
 
 def test_leaderboard_lists_best_first_with_a_checkpoint(smoke_search, tmp_path):
@@ -126,34 +167,72 @@ def test_leaderboard_lists_best_first_with_a_checkpoint(smoke_search, tmp_path):
     table = leaderboard(outcome, sorted(config.searched))
     assert table.splitlines()[0].split()[:4] == ["rank", "trial", "status", "FID-lite"]
     assert outcome.best.trial_id in table.splitlines()[1]
-    assert outcome.best.checkpoint and (outcome.best.checkpoint + "/samples.png")
+    assert Path(outcome.best.checkpoint, "samples.png").is_file()
+    assert Path(outcome.best.checkpoint, "trainer.pt").is_file()
+    # the leaderboard's first row is the trial with the lowest score
+    assert outcome.best.score == min(r.score for r in outcome.rows)
 
 
-def test_collapsed_trials_are_stopped_and_told_to_optuna(tmp_path):
-    """With a threshold every sample set exceeds, each trial is declared collapsed at its
-    first evaluation, stopped there, and Optuna receives that evaluation's score."""
-    raw = {**SPACE, "budget": {"trials": 2, "iters": 60, "eval_every": 20, "eval_samples": 100},
-           "scheduler": {"kind": "none", "collapse_threshold": 0.01, "collapse_patience": 1}}
+def test_collapsed_trials_are_stopped_by_the_stopper_and_told_to_optuna(tmp_path):
+    """With a threshold every sample set exceeds and patience 2, each trial is declared
+    collapsed at its second evaluation; the collapse stopper ends it there (not at 100),
+    and Optuna receives that evaluation's FID-lite."""
+    raw = {**SPACE, "budget": {"trials": 2, "iters": 100, "eval_every": 20, "eval_samples": 100},
+           "scheduler": {"kind": "none", "collapse_threshold": 0.01, "collapse_patience": 2}}
     config = search_config(write_space(raw, tmp_path / "c.yaml"), runs_dir=str(tmp_path),
                            name="collapse-test")
     outcome = run_search(config, log=lambda line: None)
     assert [r.status for r in outcome.rows] == ["collapsed", "collapsed"]
-    assert all(r.metrics["step"] == 20 for r in outcome.rows)  # stopped at once, not at 60
+    assert all(r.metrics["step"] == 40 and r.metrics["collapse_streak"] == 2 for r in outcome.rows)
+    assert all(r.metrics["score"] == r.metrics["fid_lite"] for r in outcome.rows)
     told = sorted(t.value for t in outcome.study.trials)
     assert told == sorted(r.metrics["fid_lite"] for r in outcome.rows)
 
 
+def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
+    """Adam with beta2 = 0 and a large step diverges (non-finite losses) within 20 steps."""
+    from mlflow.tracking import MlflowClient
+
+    from gan_search.tracking import MESSAGE_TAG, STATUS_TAG, store_paths
+    from gan_search.trainable import DIVERGED_SCORE
+
+    raw = {**SPACE, "budget": {"trials": 2, "iters": 60, "eval_every": 20, "eval_samples": 100},
+           "fixed": {"z_dim": 16, "batch_size": 32, "g_width": 8, "d_width": 8, "beta1": 0.9,
+                     "beta2": 0.0, "lr_g": 0.5, "lr_d": 0.5, "leaky_slope": 0.0},
+           "parameters": {"label_smoothing": {"kind": "uniform", "low": 0.0, "high": 0.1}}}
+    config = search_config(write_space(raw, tmp_path / "d.yaml"), runs_dir=str(tmp_path),
+                           name="diverge-test")
+    outcome = run_search(config, log=lambda line: None)
+    assert [r.status for r in outcome.rows] == ["diverged", "diverged"]
+    for row in outcome.rows:
+        assert row.score == DIVERGED_SCORE and row.metrics["step"] == 20
+        assert "non-finite loss" in row.error
+    assert outcome.best is None  # never a diverged trial
+    told = [t.value for t in outcome.study.trials]
+    assert told == [DIVERGED_SCORE, DIVERGED_SCORE]
+    client = MlflowClient(store_paths(str(tmp_path))[0])
+    runs = client.search_runs([client.get_experiment_by_name("d").experiment_id],
+                              filter_string="tags.`mlflow.parentRunId` != ''")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == "FAILED" and run.data.tags[STATUS_TAG] == "diverged"
+        assert "non-finite loss" in run.data.tags[MESSAGE_TAG]
+
+
 def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
+    """Ctrl-C, then --resume without --name: the space's latest search in the shared
+    --storage folder is found and finished; Optuna's study keeps the trials from before."""
     import signal
     import subprocess
     import sys
     import time
-    from pathlib import Path
 
+    storage = tmp_path / "shared"  # what a cluster's NFS folder would be
     script = Path(sys.executable).parent / "gan-search"
-    args = [str(script), "run", "--space", "smoke", "--trials", "5", "--concurrency", "1",
-            "--iters", "40", "--runs-dir", str(tmp_path), "--name", "rs"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    common = ["--space", "smoke", "--trials", "5", "--concurrency", "1", "--iters", "40",
+              "--runs-dir", str(tmp_path / "runs"), "--storage", str(storage)]
+    proc = subprocess.Popen([str(script), "run", *common, "--name", "smoke-rs"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 180
     for line in proc.stdout:
         if "2/5 ended" in line or time.monotonic() > deadline:
@@ -161,15 +240,16 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, rest
-    assert "--resume --name rs" in rest
-    board = tmp_path / "tune" / "rs" / "leaderboard.json"
+    assert f"--storage {storage} --resume --name smoke-rs" in rest
+    board = storage / "smoke-rs" / "leaderboard.json"
+    assert not (tmp_path / "runs" / "tune").exists()  # Tune's state went to --storage only
     before = {t["trial_id"]: t for t in json.loads(board.read_text())["trials"]}
     ended = {k: t for k, t in before.items() if t["status"] != "interrupted"}
     assert 2 <= len(ended) < 5
 
-    resumed = run_cli("run", "--space", "smoke", "--trials", "5", "--concurrency", "1",
-                      "--iters", "40", "--runs-dir", str(tmp_path), "--name", "rs", "--resume")
+    resumed = run_cli("run", *common, "--resume")  # no --name: the latest search in --storage
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming search smoke-rs" in resumed.stdout
     after = json.loads(board.read_text())["trials"]
     assert len(after) == 5 and len({t["trial_id"] for t in after}) == 5
     assert all(t["status"] in ("finished", "stopped", "collapsed", "diverged") for t in after)
@@ -177,15 +257,24 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
         if trial["trial_id"] in ended:
             assert trial["metrics"]["score"] == ended[trial["trial_id"]]["metrics"]["score"]
             assert trial["metrics"]["time_total_s"] == ended[trial["trial_id"]]["metrics"]["time_total_s"]
-    assert len(list((tmp_path / "tune" / "rs").glob("trial_*"))) == 5
+    assert len(list((storage / "smoke-rs").glob("trial_*"))) == 5
+    # Optuna's study (saved with Tune's state) holds all five trials with what they scored,
+    # the ones from before the interrupt included
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(storage / "smoke-rs"))
+    told = sorted(round(t.value, 6) for t in searcher._ot_study.trials if t.value is not None)
+    assert told == sorted(round(t["metrics"]["score"], 6) for t in after)
     # MLflow: the same parent run, one child per planned trial, none left open
     from mlflow.tracking import MlflowClient
 
     from gan_search.tracking import SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
 
-    client = MlflowClient(store_paths(str(tmp_path))[0])
+    client = MlflowClient(store_paths(str(tmp_path / "runs"))[0])
     experiment = client.get_experiment_by_name("smoke")
-    found = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = 'rs'")
+    found = client.search_runs([experiment.experiment_id],
+                               filter_string=f"tags.`{SEARCH_TAG}` = 'smoke-rs'")
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

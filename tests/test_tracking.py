@@ -43,6 +43,13 @@ def tracked(tmp_path_factory):
     return runs, outcome, client, experiment, runs_found
 
 
+def grid_steps(client, run_id):
+    """Evaluation steps of the sample grids logged with log_image (a PNG, plus a webp
+    preview, per step: `images/samples+step+20+timestamp+...png`)."""
+    names = [f.path for f in client.list_artifacts(run_id, "images") if f.path.endswith(".png")]
+    return sorted(int(name.split("+step+")[1].split("+")[0]) for name in names)
+
+
 def test_one_parent_and_one_child_per_trial(tracked):
     _, outcome, client, _, found = tracked
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
@@ -67,8 +74,7 @@ def test_children_hold_params_metric_histories_images_and_status(tracked):
         assert steps == ([20, 40] if row.metrics["step"] == 40 else [20])
         assert all(math.isfinite(m.value) for m in history)
         assert client.get_metric_history(child.info.run_id, "collapse")
-        images = [f.path for f in client.list_artifacts(child.info.run_id, "images")]
-        assert len(images) >= len(steps)  # one grid per evaluation step
+        assert grid_steps(client, child.info.run_id) == steps  # one grid per evaluation
         assert child.data.tags[STATUS_TAG] == row.status
         assert child.info.status == ("FAILED" if row.status in ("failed", "diverged") else "FINISHED")
 
@@ -84,7 +90,12 @@ def test_parent_holds_settings_leaderboard_pareto_and_best_child(tracked):
     best = client.get_run(best_run)
     assert best.data.tags[TRIAL_TAG] == outcome.best.trial_id
     assert "checkpoint/generator.pt" in {f.path for f in client.list_artifacts(best_run, "checkpoint")}
-    assert parent.data.tags["gan_search.pareto_run_ids"]
+    # the Pareto front: exactly the children of the trials no other trial dominates
+    points = {r.trial_id: (r.metrics["score"], r.metrics["score_collapse"]) for r in outcome.rows}
+    front = {t for t, p in points.items()
+             if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points.values())}
+    runs_of = {c.data.tags[TRIAL_TAG]: c.info.run_id for c in found if "mlflow.parentRunId" in c.data.tags}
+    assert set(parent.data.tags["gan_search.pareto_run_ids"].split(",")) == {runs_of[t] for t in front}
     assert parent.data.metrics["logging_seconds"] > 0
 
 

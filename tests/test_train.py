@@ -162,10 +162,14 @@ def test_epochs_visit_every_image_once_before_repeating():
     assert sorted(values.tolist()) == list(range(64))
 
 
-def test_bf16_autocast_runs_on_cpu_when_asked(digits):
-    trainer = GANTrainer(small(precision="bf16"), digits)
+@pytest.mark.parametrize("precision,dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_precision_setting_is_the_dtype_the_convolutions_run_in(digits, precision, dtype):
+    trainer = GANTrainer(small(precision=precision), digits, device="cpu")
+    seen = []
+    for module in (trainer.gen.main[0], trainer.disc.main[0]):
+        module.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     result = trainer.train(3)
-    assert trainer.use_bf16 and result.status == "finished"
+    assert result.status == "finished" and seen and set(seen) == {dtype}
 
 
 @pytest.mark.parametrize("bad,message", [
