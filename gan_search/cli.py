@@ -66,19 +66,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec, config, source, options = _prepare(args.space, args.set, args.iters, args.data)
     import torch
 
-    from gan_search.data import load_dataset
+    from gan_search.data import load_splits
     from gan_search.train import GANTrainer
 
     device = train_device(args.device, torch.cuda.is_available())
-    data = load_dataset(source, config.image_size, config.channels, options)
+    # the same training images a search's trials get (the held-out reference left out)
+    splits = load_splits(source, config.image_size, config.channels, options,
+                         spec.budget.eval_samples)
+    data = splits.train
     if len(data.images) < config.batch_size:
-        raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.images)} images "
-                          f"of {source}; use --set batch_size=N with a smaller N")
+        raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.images)} training "
+                          f"images of {source}; use --set batch_size=N with a smaller N")
     out = Path(args.out or Path("gan_search_runs") / "train" /
                f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
     trainer = GANTrainer(config, data.images, device=device)
     make_folder(out, "--out")
-    print(f"training {spec.name}: {len(data.images)} images {config.image_size}x"
+    print(f"training {spec.name}: {len(data.images)} training images (reference for the "
+          f"scores: {splits.description}) {config.image_size}x"
           f"{config.image_size}x{config.channels} from {source}"
           f"{f' ({data.skipped} unreadable files skipped)' if data.skipped else ''}, "
           f"{config.iters} iterations on {trainer.device}; output in {out}", flush=True)
@@ -160,6 +164,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                            seed=args.seed, address=args.address, data_dir=args.data,
                            storage=args.storage, sampler=args.sampler, scheduler=args.scheduler,
                            device=args.device)
+    if config.address:  # the head found and our token accepted, before ray loads
+        from gan_search.cluster import join_address
+
+        join_address(config.address)
     from gan_search import search  # imports ray: after every argument was checked
 
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
@@ -209,25 +217,30 @@ def new_search_name(space: str) -> str:
 def cmd_score(args: argparse.Namespace) -> int:
     """Score generated images against a space's real data; JSON on stdout."""
     spec, config, source, options = _prepare(args.space, [], None, args.data)
-    from gan_search.data import dataset_key, load_dataset, read_images
+    from gan_search.data import load_splits, read_images
     from gan_search.metrics import Evaluator
 
     images, notes = read_images(args.images, config.image_size, config.channels)
     for note in notes:
         print(f"gan-search: warning: {args.images}: {note}", file=sys.stderr)
-    data = load_dataset(source, config.image_size, config.channels, options)
-    n = args.n or min(spec.budget.eval_samples, len(data.images))
+    splits = load_splits(source, config.image_size, config.channels, options,
+                         spec.budget.eval_samples)
+    n = args.n or min(spec.budget.eval_samples, len(splits.reference.images))
     if n < 10:
         raise ConfigError(f"--n {n}: at least 10 samples are needed for the k-NN metrics")
     if len(images) < n:
         raise ConfigError(f"{args.images} has {len(images)} images, fewer than N={n} that the "
                           f"{spec.name} scores use; generate more, or pass --n {len(images)} "
                           "(scores are only comparable at the same N)")
-    evaluator = Evaluator(data, n=n, dataset_key=dataset_key(source, config.image_size,
-                                                              config.channels, options),
-                          extractor=args.extractor, inception_weights=args.inception_weights)
+    if n > len(splits.reference.images):
+        raise ConfigError(f"--n {n}: the held-out reference ({splits.description}) has only "
+                          f"{len(splits.reference.images)} images; pass --n "
+                          f"{len(splits.reference.images)} or less")
+    evaluator = Evaluator(splits.reference, n=n, dataset_key=splits.reference_key,
+                          extractor=args.extractor, inception_weights=args.inception_weights,
+                          train=splits.train, train_key=splits.train_key)
     scores = evaluator.score(images)
-    scores["space"], scores["images"] = spec.name, str(args.images)
+    scores.update(space=spec.name, images=str(args.images), reference=splits.description)
     print(json.dumps(scores, indent=2))
     return 0
 

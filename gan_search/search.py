@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +24,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune import Stopper  # noqa: E402
 
+from gan_search import cluster  # noqa: E402
 from gan_search.config import SearchConfig  # noqa: E402
 from gan_search.errors import ConfigError  # noqa: E402
 from gan_search.files import write_text_atomic  # noqa: E402
@@ -59,24 +59,6 @@ def objectives(config: SearchConfig) -> tuple[list[str], list[str]]:
     keys = {"fid_lite": "score", "collapse": "score_collapse", "kid": "kid"}
     names = config.spec.objectives
     return [keys[n] for n in names], ["min"] * len(names)
-
-
-def check_address(address: str | None, timeout: float = 5.0) -> None:
-    """Fail fast (one line) when an explicit host:port cannot be reached; Ray itself
-    would retry for a long time. ``auto`` and no address are left to Ray."""
-    if not address or address in ("auto", "local"):
-        return
-    host_port = address.removeprefix("ray://")
-    host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address}: expected host:port (e.g. 10.0.0.5:6379), "
-                          "ray://host:10001 or auto")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as err:
-        raise ConfigError(f"--address {address}: cannot reach a Ray cluster there ({err}); "
-                          "check the address, or leave --address out to run locally") from None
 
 
 def storage_root(config: SearchConfig) -> str:
@@ -121,18 +103,20 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     """Run (or resume) a search, recorded in MLflow, and return its trials' outcomes."""
     from gan_search import tracking
 
-    check_address(config.address)
+    # --address: the head found, reachable and accepting our token, or one line (bounded)
+    address = cluster.join_address(config.address) if config.address else None
     placement = place_trials(config.spec.resources, config.device, config.address is not None,
                              0 if config.address else local_gpus())
     if track:
         tracking.check_store(config.runs_dir, tracking_uri)
     path = f"{storage_root(config)}/{config.name}"
     _check_name(config, path, resume)
-    data, evaluator = _reference(config)
-    connect(config.address)
+    splits, evaluator = _reference(config)
+    check_batch(config, len(splits.train.images))
+    connect(address)
     if placement.note:
         log(f"note: {placement.note}")
-    trainable = _trainable(config, placement, data, evaluator)
+    trainable = _trainable(config, placement, splits.train, evaluator)
     keys, modes = objectives(config)
     started = time.perf_counter()
     view = ProgressView(config.trials, log=log, cluster=config.address is not None)
@@ -186,32 +170,43 @@ def _check_name(config: SearchConfig, path: str, resume: bool) -> None:
 
 
 def _reference(config: SearchConfig) -> tuple[Any, Any]:
-    """The dataset and the Evaluator with its real statistics (computed once, cached)."""
-    from gan_search.data import dataset_key, load_dataset
+    """The data splits and the Evaluator with the held-out reference's real statistics
+    (computed once, cached); trials train on ``splits.train`` only."""
+    from gan_search.data import load_splits
     from gan_search.metrics import Evaluator
 
     # the trials' geometry: the space's, or what --set image_size / channels asked for
-    size, channels = config.image_size, config.channels
-    data = load_dataset(config.data_source, size, channels, config.data_options)
-    if len(data.images) < 2:
-        raise ConfigError(f"{config.data_source}: too few images ({len(data.images)})")
-    n = min(config.eval_samples, len(data.images))
-    return data, Evaluator(data, n=n, dataset_key=dataset_key(
-        config.data_source, size, channels, config.data_options))
+    splits = load_splits(config.data_source, config.image_size, config.channels,
+                         config.data_options, config.eval_samples)
+    n = min(config.eval_samples, len(splits.reference.images))
+    return splits, Evaluator(splits.reference, n=n, dataset_key=splits.reference_key,
+                             train=splits.train, train_key=splits.train_key)
+
+
+def check_batch(config: SearchConfig, images: int) -> None:
+    """Every trial's batch must fit the training images (checked before any trial starts)."""
+    sizes = [config.base_values().get("batch_size", 64)]
+    param = config.searched.get("batch_size")
+    if param is not None:
+        sizes.append(max(param.values) if param.kind == "choice" else param.high)
+    if max(sizes) > images:
+        raise ConfigError(f"batch_size={max(sizes)} exceeds the {images} training images of "
+                          f"{config.data_source}; use --set batch_size=N with a smaller N")
 
 
 def connect(address: str | None) -> None:
-    """Start the private local Ray (no --address) or join the cluster at ``address``."""
+    """Start the private local Ray (no --address) or join the cluster at ``address`` (already
+    checked by ``cluster.join_address``)."""
     if ray.is_initialized():
         return
     try:
         # no --address: a private local Ray ("local"), never a cluster that happens to be
-        # running on this machine; --address auto joins that one
+        # running on this machine
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                  logging_level="ERROR", configure_logging=True)
-    except (ConnectionError, RuntimeError) as err:
+    except (ConnectionError, RuntimeError, ValueError) as err:
         raise ConfigError(f"--address {address}: could not connect to Ray: "
-                          f"{' '.join(str(err).split())}") from None
+                          f"{' '.join(str(err).split())[:300]}") from None
 
 
 def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator: Any) -> Any:

@@ -117,6 +117,7 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
                         "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
         metrics.update(_trained_as(trainer))
         metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
+        metrics["gpu_share"] = settings.get("gpu", 0)  # what Ray placed it with
         metrics["resumed_from_step"] = resumed_from
         metrics["status"] = ("collapsed" if metrics["collapsed"] else
                              "finished" if trainer.step >= trial_config.iters else "running")

@@ -21,9 +21,10 @@ def isolated_cache(tmp_path_factory):
         os.environ["GAN_SEARCH_CACHE"] = old
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the installed `gan-search` entry point as a user would."""
     script = Path(sys.executable).parent / "gan-search"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "gan_search.cli"]
-    return subprocess.run([*command, *args], cwd=cwd,
+    return subprocess.run([*command, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

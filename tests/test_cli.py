@@ -39,7 +39,8 @@ def test_train_on_a_folder_of_images(tmp_path):
     result = run_cli("train", "--space", "smoke", "--data", str(folder), "--iters", "4",
                      "--set", "batch_size=16", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert "40 images" in result.stdout and "1 unreadable files skipped" in result.stdout
+    assert "30 training images" in result.stdout and "1 unreadable files skipped" in result.stdout
+    assert "held-out 25% of folder (10 of 40 images)" in result.stdout
 
 
 def test_spaces_lists_and_shows():

@@ -188,3 +188,35 @@ def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster,
     for child in children:
         assert child.info.status == "FAILED" and child.data.tags["gan_search.status"] == "failed"
         assert "torch sees no CUDA device there" in child.data.tags["gan_search.message"]
+
+
+def test_an_autoscaling_cluster_adds_gpu_workers_and_every_trial_runs_on_one(tmp_path):
+    """The documented cluster: a head without a GPU and a GPU worker type with min_workers 0
+    (Ray's fake multi-node provider on this machine). A space asking for gpu 0.5 must make
+    the autoscaler add GPU workers and put every trial there, not on the CPU of the head."""
+    import json
+
+    from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
+
+    from conftest import run_cli
+    from ray_head import RayHead
+
+    raw = {**SPACE, "name": "gpuspace", "resources": {"cpu": 1, "gpu": 0.5}, "concurrency": 2,
+           "budget": {"trials": 3, "iters": 40, "eval_every": 20, "eval_samples": 64}}
+    (tmp_path / "gpuspace.yaml").write_text(yaml.safe_dump(raw))
+    # the fake workers' "GPUs" are resource labels: trials on them train on the CPU
+    head = RayHead(num_cpus=1, autoscaling=True, extra_env={"GAN_SEARCH_FAKE_GPU": "1"})
+    try:
+        result = run_cli("run", "--space", str(tmp_path / "gpuspace.yaml"), "--address",
+                         head.address, "--runs-dir", str(tmp_path / "runs"), "--name", "scaled",
+                         env=head.env, timeout=400)
+    finally:
+        assert head.stop() == []
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = json.loads((tmp_path / "runs" / "tune" / "scaled" / "leaderboard.json")
+                        .read_text())["trials"]
+    nodes = {t["metrics"]["node_id"] for t in trials}
+    print(f"trials per node: { {n[-5:]: sum(t['metrics']['node_id'] == n for t in trials) for n in nodes} }")
+    assert [t["status"] for t in trials] == ["finished"] * 3
+    assert FAKE_HEAD_NODE_ID not in nodes and all(n.startswith("fffffff") for n in nodes)
+    assert all(t["metrics"]["gpu_share"] == 0.5 for t in trials)

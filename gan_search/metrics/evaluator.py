@@ -1,9 +1,10 @@
 """Evaluator: every score of one set of generated images against cached real statistics.
 
-The real side (features of a fixed, seeded subset of N real images, their Gaussian
-fit, k-means bins and class histogram) is computed once per (dataset, image size,
-channels, extractor, N) and cached under the dataset cache, so a trial's evaluation
-only embeds its own samples.
+The real side (features of a fixed, seeded subset of N images of the held-out reference,
+their Gaussian fit, k-means bins and class histogram) is computed once per (reference,
+image size, channels, extractor, N) and cached under the dataset cache, so a trial's
+evaluation only embeds its own samples. The domain classifier of labelled data is trained
+on the training images, never on the reference.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gan_search.metrics.distances import (frechet_distance, gaussian_stats, kern
                                           kid_terms)
 from gan_search.metrics.features import default_extractor, embed, get_extractor
 
-STATS_VERSION = 2
+STATS_VERSION = 3  # 3: the reference is held out from training (part of the key too)
 
 
 def ndb_bins(n: int) -> int:
@@ -34,17 +35,22 @@ class Evaluator:
     """Scores generated uint8 images against a dataset.
 
     Args:
-        data: the real dataset (images uint8 (N, C, H, W), optional labels).
+        data: the real reference (images uint8 (N, C, H, W), optional labels): images the
+            generator never trained on (``data.load_splits``).
         n: the sample count; real reference and generated sets both use n images
-            (all real images when the dataset has fewer). Part of the score's identity.
-        dataset_key: cache key of the dataset (``data.dataset_key``); None disables caching.
+            (all real images when the reference has fewer). Part of the score's identity.
+        dataset_key: cache key of the reference (``Splits.reference_key``); None disables
+            caching.
         extractor: "auto" (randconv by image size), "randconv32", "randconv64", "inception".
         inception_weights: local weights file for the inception extractor.
+        train, train_key: the training images (and their cache key) that the domain
+            classifier of labelled data learns from; default: ``data``.
     """
 
     def __init__(self, data: Dataset, n: int, dataset_key: str | None = None,
                  extractor: str = "auto", inception_weights: str | Path | None = None,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, train: Dataset | None = None,
+                 train_key: str | None = None):
         if n < 2 * cm.NEAREST_K:
             raise ValueError(f"the sample count must be at least {2 * cm.NEAREST_K}, got {n}")
         self.n = n
@@ -59,10 +65,11 @@ class Evaluator:
         stats_path = cache / "stats" / f"{dataset_key}-{self.extractor_name}-n{n}.pt" if cache else None
         self.reference = self._reference(data, stats_path)
         self.classifier: TrainedClassifier | None = None
-        if data.labels is not None and len(data.classes) >= 2:
+        train, train_key = (train, train_key) if train is not None else (data, dataset_key)
+        if train.labels is not None and data.labels is not None and len(train.classes) >= 2:
             self.classifier = load_or_train(
-                data.images, data.labels, len(data.classes),
-                cache / "classifiers" / f"{dataset_key}-v{CLASSIFIER_VERSION}.pt" if cache else None)
+                train.images, train.labels, len(train.classes),
+                cache / "classifiers" / f"{train_key}-v{CLASSIFIER_VERSION}.pt" if cache else None)
             predicted = self.classifier.predict(self.reference["images"])
             hist = np.bincount(predicted.numpy(), minlength=len(data.classes)) + 0.5
             self.reference["class_hist"] = hist / hist.sum()  # smoothed: never 0
