@@ -190,7 +190,8 @@ def orchestration(quick: bool, folder: Path) -> dict:
                                     "eval_samples": 500}, "concurrency": concurrency}
     path = folder / "orchestration.yaml"
     path.write_text(json.dumps(raw))
-    config = search_config(parse_space(raw, str(path)), runs_dir=str(folder), name="orchestration")
+    config = search_config(parse_space(raw, str(path)), runs_dir=str(folder), name="orchestration",
+                           confirm=0)
     started = time.perf_counter()
     outcome = run_search(config, log=lambda line: None)
     search_s = time.perf_counter() - started
@@ -226,7 +227,7 @@ def efficiency(quick: bool, folder: Path, seeds: int) -> dict:
     trials = 4 if quick else 12
     per_seed = []
     for seed in range(seeds):
-        common = dict(runs_dir=str(folder), trials=trials, seed=seed)
+        common = dict(runs_dir=str(folder), trials=trials, seed=seed, confirm=0)
         random = run_search(search_config(spec, name=f"random-{seed}", sampler="random",
                                           scheduler="none", **common), log=lambda line: None)
         budget = sum(int(r.metrics.get("step", 0)) for r in random.rows)

@@ -163,7 +163,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
                            seed=args.seed, address=args.address, data_dir=args.data,
                            storage=args.storage, sampler=args.sampler, scheduler=args.scheduler,
-                           device=args.device)
+                           device=args.device, confirm=args.confirm,
+                           confirm_seeds=args.confirm_seeds)
     if config.address:  # the head found and our token accepted, before ray loads
         from gan_search.cluster import join_address
 
@@ -172,25 +173,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
           f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), "
-          f"{config.iters} iterations each, FID-lite every {config.eval_every} on "
-          f"N={config.eval_samples}, {config.concurrency} at a time", flush=True)
+          f"{config.iters} iterations each, FID-lite every {config.eval_every}, "
+          f"{config.concurrency} at a time", flush=True)
     outcome = search.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                                 log=lambda line: print(line, flush=True))
-    summary = search.summary_dir(config) / "leaderboard.json"
-    print()
-    print(search.leaderboard(outcome, sorted(config.searched)))
-    for row in outcome.rows:
-        if row.status in ("failed", "diverged") and row.error:
-            print(f"trial {row.trial_id} {row.status}: {row.error}")
-    print()
-    best = outcome.best
-    if best is not None and best.checkpoint:
-        print(f"best trial {best.trial_id}: FID-lite {best.score:.3f} at step "
-              f"{best.metrics.get('best_step')}; sample grid {best.checkpoint}/samples.png")
-    print(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
-          f"(leaderboard: {summary})")
+    print_outcome(outcome, config, search.summary_dir(config) / "leaderboard.json")
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
-    where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir}"
+    where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir} --search {outcome.name}"
     print(f"MLflow: parent run {outcome.parent_run_id} ({outcome.logging_seconds:.1f} s of "
           f"logging, {100 * share:.1f}% of the search); compare trials with: {where}")
     if outcome.interrupted:
@@ -200,6 +189,32 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     return 0
+
+
+def print_outcome(outcome: Any, config: Any, summary: Path) -> None:
+    """The leaderboard, the confirmation, best vs baseline, what mattered, where things are."""
+    from gan_search import analysis, confirm, report
+
+    print()
+    print(report.leaderboard(outcome, sorted(config.searched)))
+    for row in outcome.rows:
+        if row.status in ("failed", "diverged") and row.error:
+            print(f"trial {row.trial_id} {row.status}: {row.error}")
+    if outcome.confirmation:
+        print()
+        print(confirm.table(outcome.confirmation, config.spec.objectives[0]))
+    print()
+    if config.spec.baseline is not None:
+        line = report.versus_baseline(outcome, config.spec.baseline.name, config.iters)
+        print(line or "the baseline trial did not run (interrupted before it started)")
+    if not outcome.interrupted:
+        print(analysis.top_line(outcome.importances))
+    best = outcome.best
+    if best is not None and best.checkpoint:
+        print(f"best run: trial {best.trial_id}, {config.spec.objectives[0]} {best.score:.3f} at "
+              f"step {best.metrics.get('best_step')}; sample grid {best.checkpoint}/samples.png")
+    print(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
+          f"(leaderboard: {summary}{'; plots: ' + str(outcome.plots[0].parent) if outcome.plots else ''})")
 
 
 def check_runs_dir(runs_dir: str) -> None:
@@ -362,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                      help="auto (default): the space's GPU share on a cluster (--address) or on "
                           "a machine with a GPU, else CPU; cpu: never a GPU; gpu: always one")
+    run.add_argument("--confirm", type=int, default=3, metavar="K",
+                     help="retrain the top K configurations (and the baseline) with fresh "
+                          "seeds at the full budget and rank them by their mean (default 3; "
+                          "0: off)")
+    run.add_argument("--confirm-seeds", type=int, default=2, metavar="S",
+                     help="fresh seeds per confirmed configuration (default 2)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     run.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
                      help="Optuna sampler (default tpe; random is the baseline)")

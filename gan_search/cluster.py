@@ -87,17 +87,16 @@ def token_source() -> str | None:
     return str(default) if default.is_file() and default.read_text().strip() else None
 
 
-def use_token_auth() -> str | None:
-    """Turn on token mode when a token is available and the user did not choose a mode."""
-    source = token_source()
-    if source and "RAY_AUTH_MODE" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"
-    return source
+def token_mode(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with token mode on when a token is available and no mode was chosen."""
+    if token_source() and "RAY_AUTH_MODE" not in env:
+        return {**env, "RAY_AUTH_MODE": "token"}
+    return env
 
 
 def probe(address: str, timeout: float = JOIN_TIMEOUT_S) -> None:
     """Reach the head once with Ray's client in a child process; one line on any failure."""
-    env = {**os.environ, **_PROBE_ENV}
+    env = {**token_mode(dict(os.environ)), **_PROBE_ENV}
     try:
         done = subprocess.run([sys.executable, "-c", _PROBE, address], env=env, timeout=timeout,
                               capture_output=True, text=True)
@@ -127,7 +126,10 @@ def join_address(address: str) -> str:
         return _JOINED[address]
     resolved = resolve_address(address)
     check_reachable(resolved)
-    use_token_auth()
+    if "ray" not in sys.modules:
+        # Ray reads the mode once, when it loads: in a process that has loaded it already
+        # (a program calling run_search), changing it would only confuse Ray's children
+        os.environ.update(token_mode(dict(os.environ)))
     if resolved.startswith("ray://"):
         try:
             import grpc  # noqa: F401  (Ray Client's transport)

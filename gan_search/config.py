@@ -232,6 +232,8 @@ class SearchConfig:
     sampler: str = "tpe"  # "tpe" (Optuna TPE) or "random" (Optuna random search, a baseline)
     scheduler: str | None = None  # overrides the space's scheduler kind ("asha" or "none")
     device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
+    confirm: int = 3  # --confirm K: the top K configurations retrained with fresh seeds
+    confirm_seeds: int = 2  # fresh seeds per confirmed configuration
 
     @property
     def image_size(self) -> int:
@@ -257,6 +259,16 @@ class SearchConfig:
         values.update({"iters": self.iters, "eval_every": self.eval_every})
         return values
 
+    def baseline_point(self) -> dict[str, Any] | None:
+        """The space's baseline as a point of the searched space (Optuna evaluates it
+        first): its values, and each searched parameter's default where it gives none;
+        settings pinned by --set stay pinned for the baseline too."""
+        if self.spec.baseline is None:
+            return None
+        point = {k: p.midpoint() for k, p in self.searched.items()}
+        point.update({k: v for k, v in self.spec.baseline.values.items() if k in self.searched})
+        return point
+
     def trial_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict({**self.base_values(), **sampled}, source="trial")
 
@@ -266,7 +278,8 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
                   address: str | None = None, data_dir: str | None = None,
                   storage: str | None = None, sampler: str = "tpe",
-                  scheduler: str | None = None, device: str = "auto") -> SearchConfig:
+                  scheduler: str | None = None, device: str = "auto", confirm: int = 3,
+                  confirm_seeds: int = 2) -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
     if sampler not in ("tpe", "random"):
@@ -280,6 +293,9 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
             raise ConfigError(f"{flag} {value}: must be >= 1")
     if seed < 0:
         raise ConfigError(f"--seed {seed}: must be >= 0")
+    if confirm < 0 or confirm_seeds < 1:
+        raise ConfigError(f"--confirm {confirm} / --confirm-seeds {confirm_seeds}: the top K >= 0 "
+                          "(0 turns confirmation off) with at least 1 fresh seed each")
     iters = iters or spec.budget.iters
     eval_every = min(spec.budget.eval_every, iters)
     pinned = dict(TrainConfig.from_dict({**spec.defaults(), **(sets or {})}, source="--set").to_dict())
@@ -292,6 +308,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
-        storage=storage, sampler=sampler, scheduler=scheduler, device=device)
+        storage=storage, sampler=sampler, scheduler=scheduler, device=device, confirm=confirm,
+        confirm_seeds=confirm_seeds)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config

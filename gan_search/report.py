@@ -25,6 +25,7 @@ class TrialRow:
     checkpoint: str | None = None
     error: str | None = None
     pareto: bool = False
+    baseline: bool = False  # the space's hand-picked configuration, evaluated first
 
     @property
     def score(self) -> float:
@@ -40,13 +41,31 @@ class SearchOutcome:
     interrupted: bool
     seconds: float
     objectives: list[str] = field(default_factory=list)
-    study: Any = None  # the Optuna study of a new search (for inspection)
+    study: Any = None  # the Optuna study (from Tune's saved searcher state)
     logging_seconds: float = 0.0  # time spent writing MLflow records
     parent_run_id: str | None = None
+    confirmation: list | None = None  # confirm.Candidate, best mean first (None: not run)
+    confirm_rows: list[TrialRow] = field(default_factory=list)  # the confirmation's trials
+    importances: list[tuple[str, float]] = field(default_factory=list)
+    plots: list = field(default_factory=list)  # PNG paths of Optuna's plots
 
     @property
     def best(self) -> TrialRow | None:
+        """What the summary, `sample --run best` and MLflow's best_run_id point to: with a
+        confirmation, the confirmed winner's best fresh-seed run (full budget); else the
+        search's best trial (best_row)."""
+        if self.confirmation:
+            runs = {r.trial_id: r for r in self.confirm_rows}
+            winner = [runs[run["trial_id"]] for run in self.confirmation[0].runs
+                      if run["trial_id"] in runs]
+            found = best_row(winner)
+            if found is not None:
+                return found
         return best_row(self.rows)
+
+    @property
+    def baseline(self) -> TrialRow | None:
+        return next((r for r in self.rows if r.baseline), None)
 
 
 def best_row(rows: list[TrialRow]) -> TrialRow | None:
@@ -59,6 +78,36 @@ def best_row(rows: list[TrialRow]) -> TrialRow | None:
         if scored:
             return min(scored, key=lambda r: r.score)
     return None
+
+
+def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None:
+    """One line: the search's best against the hand-picked baseline, at the same budget per
+    trial; after a confirmation, both as means over the same fresh seeds."""
+    base = outcome.baseline
+    if base is None:
+        return None
+    budget = f"at the same budget per trial ({iters:,} iterations)"
+    if outcome.confirmation:
+        win = outcome.confirmation[0]
+        mine = next((c for c in outcome.confirmation if c.baseline), None)
+        if win.baseline or mine is None or not math.isfinite(win.mean):
+            return (f"the baseline {name} (trial {base.trial_id}) is the confirmed winner: the "
+                    f"search did not beat it {budget}")
+        return (f"confirmed winner, trial {win.trial_id}: {win.mean:.3f} ± {win.spread:.3f} vs the "
+                f"baseline {name} (trial {base.trial_id}): {mine.mean:.3f} ± {mine.spread:.3f} over "
+                f"the same fresh seeds, {_change(win.mean, mine.mean)}, {budget}")
+    best = best_row(outcome.rows)
+    if best is None or best is base:
+        return f"the baseline {name} (trial {base.trial_id}) is the best trial {budget}"
+    return (f"best found, trial {best.trial_id}: {best.score:.3f} vs the baseline {name} (trial "
+            f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, {budget}")
+
+
+def _change(mine: float, theirs: float) -> str:
+    if not math.isfinite(theirs) or theirs <= 0:
+        return "the baseline has no finite score"
+    share = 100 * (theirs - mine) / theirs
+    return f"{share:.0f}% lower" if share >= 0 else f"{-share:.0f}% higher (worse)"
 
 
 def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
@@ -169,15 +218,18 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
     # every score is the trial's best evaluation (at `step`), or the collapsing one
     header = ["rank", "trial", "status", "FID-lite", "step", "collapse", "KID",
               *(["pareto"] if two else []), *searched]
+    collapsed = lambda row, key, at_best: row.metrics.get(key if row.status == "collapsed"  # noqa: E731
+                                                          else at_best)
     lines = [header]
     for rank, row in enumerate(rows[:top], 1):
         m = row.metrics
         fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
             isinstance(v, bool) else "-"  # noqa: E731
-        cells = [str(rank), row.trial_id, row.status,
-                 fmt(m.get("score")),
-                 str(m.get("step") if row.status == "collapsed" else m.get("best_step", "-")), fmt(m.get("score_collapse")),
-                 fmt(m.get("kid") if row.status == "collapsed" else m.get("kid_best"), ".4f"),
+        cells = [str(rank), row.trial_id + (" (baseline)" if row.baseline else ""), row.status,
+                 fmt(collapsed(row, "fid_lite", "score_fid_lite")),
+                 str(collapsed(row, "step", "best_step") or "-"),
+                 fmt(collapsed(row, "collapse", "collapse_at_best")),
+                 fmt(collapsed(row, "kid", "kid_best"), ".4f"),
                  *(["*" if row.pareto else ""] if two else []),
                  *[fmt(row.params.get(k), ".3g") if isinstance(row.params.get(k), float)
                    else str(row.params.get(k, "-")) for k in searched]]

@@ -1,9 +1,6 @@
-"""Builds and runs the Tuner for a search; resume; the leaderboard.
-
-Space -> Tune search space (inclusive YAML bounds become Tune's exclusive integer
-upper bound + 1, which OptunaSearch turns back into Optuna's inclusive bound) ->
-OptunaSearch (TPE; one objective or two for a Pareto front) + ASHA on FID-lite +
-the collapse stopper -> trials with their resources -> results.
+"""A search from start to end: checks, placement, the data and its held-out reference,
+Ray, the search's Tuner (tuning.py), the confirmation of its winners over fresh seeds, what
+mattered (analysis.py), the summary and the MLflow records (tracking/); resume.
 """
 
 from __future__ import annotations
@@ -22,43 +19,19 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
-from ray.tune import Stopper  # noqa: E402
 
-from gan_search import cluster  # noqa: E402
+from gan_search import analysis, cluster, confirm, search_names  # noqa: E402
 from gan_search.config import SearchConfig  # noqa: E402
 from gan_search.errors import ConfigError  # noqa: E402
 from gan_search.files import write_text_atomic  # noqa: E402
 from gan_search.placement import Placement, place_trials  # noqa: E402
 from gan_search.report import (ProgressView, SearchOutcome, TrialRow, leaderboard,  # noqa: E402,F401
                                pareto_front)
-from gan_search import search_names  # noqa: E402
 from gan_search.search_names import tune_root  # noqa: E402
 from gan_search.trainable import trial_status  # noqa: E402
-from gan_search.space import Param  # noqa: E402
-
-
-
-def tune_space(params: dict[str, Param]) -> dict[str, Any]:
-    """Space parameters -> Ray Tune domains (bounds inclusive in the YAML)."""
-    space = {}
-    for name, p in params.items():
-        if p.kind == "uniform":
-            space[name] = tune.uniform(p.low, p.high)
-        elif p.kind == "loguniform":
-            space[name] = tune.loguniform(p.low, p.high)
-        elif p.kind == "int":
-            # Tune's upper bound is exclusive; the YAML's is inclusive
-            space[name] = (tune.lograndint if p.log else tune.randint)(p.low, p.high + 1)
-        else:
-            space[name] = tune.choice(list(p.values))
-    return space
-
-
-def objectives(config: SearchConfig) -> tuple[list[str], list[str]]:
-    """Result keys and modes the searcher optimises."""
-    keys = {"fid_lite": "score", "collapse": "score_collapse", "kid": "kid"}
-    names = config.spec.objectives
-    return [keys[n] for n in names], ["min"] * len(names)
+from gan_search.tuning import (CONFIRM_DIR, CollapseStopper, build_sampler,  # noqa: E402,F401
+                               build_scheduler, confirm_tuner, objectives, same_config,
+                               search_tuner, tune_space)
 
 
 def storage_root(config: SearchConfig) -> str:
@@ -100,7 +73,8 @@ def search_params(config: SearchConfig, placement: Placement | None = None) -> d
 def run_search(config: SearchConfig, resume: bool = False, callbacks: list | None = None,
                log: Callable[[str], None] = print, tracking_uri: str | None = None,
                track: bool = True) -> SearchOutcome:
-    """Run (or resume) a search, recorded in MLflow, and return its trials' outcomes."""
+    """Run (or resume) a search, confirm its winners, say what mattered; record it all in
+    MLflow, and return the outcome."""
     from gan_search import tracking
 
     # --address: the head found, reachable and accepting our token, or one line (bounded)
@@ -116,40 +90,103 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     connect(address)
     if placement.note:
         log(f"note: {placement.note}")
+    log(f"scores: FID-lite ({evaluator.extractor_name}) and collapse on N={evaluator.n} against "
+        f"{splits.description}; trials train on the other {len(splits.train.images):,} images")
     trainable = _trainable(config, placement, splits.train, evaluator)
-    keys, modes = objectives(config)
     started = time.perf_counter()
-    view = ProgressView(config.trials, log=log, cluster=config.address is not None)
     tracker = None
     if track:
         tracker = tracking.MlflowTracker(config.runs_dir, tracking_uri, config.spec.name,
                                          config.name, search_params(config, placement),
-                                         config.spec.path)
+                                         config.spec.path, pending_dir=summary_dir(config),
+                                         baseline=config.baseline_point(), log=log)
         tracker.start()
-    searcher = None
-    if resume:
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
-        tracker = tracking.RESTORED.pop(config.name, tracker)  # the instance Tune restored
-    else:
-        extra = [tracker] if tracker else []
-        tuner, searcher = _new_tuner(config, trainable, keys, modes,
-                                     [view, *extra, *(callbacks or [])])
-    grid = tuner.fit()
-    rows = _rows(grid, config, saved_trial_states(path))
-    if len(keys) > 1:
-        pareto_front(rows, keys)
-    done = sum(r.status in ("finished", "stopped", "collapsed", "diverged", "failed") for r in rows)
-    outcome = SearchOutcome(config.name, path, rows, interrupted=done < config.trials,
-                            seconds=time.perf_counter() - started, objectives=keys,
-                            study=None if searcher is None else searcher._ot_study)
+    view = ProgressView(config.trials, log=log, cluster=address is not None)
+    grid, tracker = _fit(path, resume, trainable, lambda cbs: search_tuner(
+        config, trainable, storage_root(config), cbs), [view, *(callbacks or [])], tracker)
+    outcome = _outcome(config, path, grid, started)
+    if not outcome.interrupted and config.confirm > 0:
+        tracker = _confirm(config, trainable, outcome, resume, log, tracker)
+    _what_mattered(config, outcome, log)
+    outcome.seconds = time.perf_counter() - started
     summary = write_summary(outcome, config)
     if tracker is not None:
-        tracker.finish(rows, leaderboard(outcome, sorted(config.searched)), str(summary), keys,
-                       outcome.interrupted, outcome.seconds)
+        tracker.finish(outcome, leaderboard(outcome, sorted(config.searched)), str(summary))
         outcome.logging_seconds = tracker.seconds
         outcome.parent_run_id = tracker.parent_id
     return outcome
+
+
+def _fit(path: str, resume: bool, trainable: Any, new_tuner: Callable[[list], Any],
+         callbacks: list, tracker: Any) -> tuple[Any, Any]:
+    """A new Tuner's fit, or the saved one's, continued; on resume Tune restores the
+    callbacks it saved, and the tracker among them goes on recording."""
+    from gan_search import tracking
+
+    if resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+        if tracker is not None:
+            tracker = tracking.RESTORED.pop(tracker.search_name, tracker)
+    else:
+        tuner = new_tuner([*callbacks, *([tracker] if tracker else [])])
+    return tuner.fit(), tracker
+
+
+def _outcome(config: SearchConfig, path: str, grid: Any, started: float) -> SearchOutcome:
+    """The search's trials as rows: statuses, the baseline marked, the Pareto front."""
+    keys, _ = objectives(config)
+    rows = _rows(grid, config, saved_trial_states(path))
+    point = config.baseline_point()
+    baseline = next((r for r in rows if point and same_config(r.params, point)), None)
+    if baseline is not None:  # the first trial (Optuna evaluates the enqueued point first)
+        baseline.baseline = True
+    if len(keys) > 1:
+        pareto_front(rows, keys)
+    done = sum(r.status in ENDED for r in rows)
+    return SearchOutcome(config.name, path, rows, interrupted=done < config.trials,
+                         seconds=time.perf_counter() - started, objectives=keys)
+
+
+ENDED = ("finished", "stopped", "collapsed", "diverged", "failed")
+
+
+def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resume: bool,
+             log: Callable[[str], None], tracker: Any) -> Any:
+    """Retrain the top configurations (and the baseline) with fresh seeds at the full
+    budget; rank them by the mean of the first objective (confirm.py)."""
+    candidates = confirm.pick_candidates(outcome.rows, config.confirm)
+    if not candidates:
+        log("confirmation: no trial trained to its end; nothing to confirm")
+        return tracker
+    seeds = confirm.fresh_seeds(config.confirm_seeds)
+    trials = confirm.trial_configs(candidates, seeds)
+    path = f"{outcome.path}/{CONFIRM_DIR}"
+    log(f"confirming {len(candidates)} configurations ({', '.join(c.trial_id + (' baseline' if c.baseline else '') for c in candidates)}) "
+        f"with fresh seeds {seeds}: {len(trials)} trials of {config.iters} iterations")
+    view = ProgressView(len(trials), log=log, cluster=config.address is not None)
+    grid, tracker = _fit(path, resume, trainable, lambda cbs: confirm_tuner(
+        config, trainable, outcome.path, cbs, trials), [view], tracker)
+    outcome.confirm_rows = _rows(grid, config, saved_trial_states(path))
+    if sum(r.status in ENDED for r in outcome.confirm_rows) < len(trials):  # Ctrl-C
+        outcome.interrupted = True
+        return tracker
+    confirm.assign_runs(candidates, outcome.confirm_rows)
+    outcome.confirmation = confirm.ranked(candidates)
+    return tracker
+
+
+def _what_mattered(config: SearchConfig, outcome: SearchOutcome,
+                   log: Callable[[str], None]) -> None:
+    """Optuna's importances and plots of the study (saved with Tune's state)."""
+    try:
+        outcome.study = analysis.load_study(outcome.path)
+    except (RuntimeError, OSError, ValueError) as err:
+        log(f"note: no importances: the Optuna study could not be read ({err})")
+        return
+    outcome.importances = analysis.importances(outcome.study)
+    outcome.plots = analysis.save_plots(outcome.study, outcome.objectives,
+                                        summary_dir(config) / "analysis")
 
 
 def local_gpus() -> int:
@@ -215,70 +252,12 @@ def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator:
 
     spec = config.spec
     settings = {"base": config.base_values(), "cpu": placement.cpu, "gpu": placement.gpu,
+                "objectives": list(spec.objectives),
                 "collapse_threshold": spec.scheduler.collapse_threshold,
                 "collapse_patience": spec.scheduler.collapse_patience}
     return tune.with_resources(
         tune.with_parameters(run_trial, images=data.images, evaluator_state=evaluator.state(),
                              settings=settings), placement.resources())
-
-
-def build_sampler(config: SearchConfig) -> Any:
-    """Optuna's sampler: TPE (multivariate, seeded, random for the first third of the
-    trials up to 10), or random search (--sampler random, the baseline to beat)."""
-    import optuna
-
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
-    startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
-    return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
-                                      multivariate=True)
-
-
-def build_scheduler(config: SearchConfig) -> Any:
-    """ASHA on the trial's score at every evaluation (a rung per eval interval), or FIFO
-    (scheduler none, or a single evaluation)."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
-    spec = config.spec
-    evals = math.ceil(config.iters / config.eval_every)
-    if (config.scheduler or spec.scheduler.kind) == "asha" and evals > 1:
-        return ASHAScheduler(time_attr="training_iteration", metric="score", mode="min",
-                             max_t=evals, grace_period=min(spec.scheduler.grace_period, evals),
-                             reduction_factor=spec.scheduler.reduction_factor)
-    return FIFOScheduler()
-
-
-def _new_tuner(config: SearchConfig, trainable: Any, keys: list[str], modes: list[str],
-               callbacks: list) -> Any:
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    searcher = OptunaSearch(
-        metric=keys if len(keys) > 1 else keys[0], mode=modes if len(modes) > 1 else modes[0],
-        sampler=build_sampler(config), study_name=config.name, seed=config.seed)
-    return tune.Tuner(
-        trainable,
-        param_space=tune_space(config.searched),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(config),
-                                    num_samples=config.trials,
-                                    max_concurrent_trials=config.concurrency,
-                                    reuse_actors=True, trial_dirname_creator=trial_dirname),
-        run_config=tune.RunConfig(
-            name=config.name, storage_path=storage_root(config), verbose=0,
-            stop=CollapseStopper(), callbacks=callbacks,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="fid_lite",
-                checkpoint_score_order="min"),  # the best one (plus the latest, for resume)
-            # a trial whose node dies is retried from its latest checkpoint (3 times at most);
-            # a trial's own errors are reported by the trial and never reach this
-            failure_config=tune.FailureConfig(max_failures=3)),
-    ), searcher
-
-
-def trial_dirname(trial: Any) -> str:
-    """Short trial folders (Tune's default repeats every parameter in the name)."""
-    return f"trial_{trial.trial_id}"
 
 
 def saved_trial_states(path: str) -> dict[str, str]:
@@ -332,26 +311,26 @@ def checkpoint_uri(checkpoint: Any, root: str) -> str:
     return f"{scheme}://{checkpoint.path.lstrip('/')}"
 
 
-class CollapseStopper(Stopper):
-    """Stops a trial that reports ``collapsed`` (collapse above the threshold for
-    ``patience`` evaluations in a row; the rule lives in the trial, see trainable.py)."""
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return bool(result.get("collapsed", False))
-
-    def stop_all(self) -> bool:
-        return False
-
-
 def write_summary(outcome: SearchOutcome, config: SearchConfig) -> Path:
     """leaderboard.json beside Tune's state in the experiment folder."""
     path = summary_dir(config) / "leaderboard.json"
     write_text_atomic(path, json.dumps({
         "name": outcome.name, "space": config.spec.name, "objectives": outcome.objectives,
         "seconds": outcome.seconds, "interrupted": outcome.interrupted,
-        "trials": [{"trial_id": r.trial_id, "status": r.status, "params": r.params,
-                    "metrics": {k: v for k, v in r.metrics.items()
-                                if isinstance(v, (int, float, str, bool)) or v is None},
-                    "checkpoint": r.checkpoint, "pareto": r.pareto, "error": r.error}
-                   for r in outcome.rows]}, indent=2, default=str))
+        "best": outcome.best.trial_id if outcome.best else None,
+        "trials": [_row_json(r) for r in outcome.rows],
+        "confirmation": None if outcome.confirmation is None else [
+            {"trial_id": c.trial_id, "baseline": c.baseline, "mean": c.mean, "std": c.spread,
+             "runs": c.runs} for c in outcome.confirmation],
+        "confirm_trials": [_row_json(r) for r in outcome.confirm_rows],
+        "importances": dict(outcome.importances),
+        "plots": [str(p) for p in outcome.plots]}, indent=2, default=str))
     return path
+
+
+def _row_json(row: TrialRow) -> dict[str, Any]:
+    return {"trial_id": row.trial_id, "status": row.status, "params": row.params,
+            "metrics": {k: v for k, v in row.metrics.items()
+                        if isinstance(v, (int, float, str, bool)) or v is None},
+            "checkpoint": row.checkpoint, "pareto": row.pareto, "baseline": row.baseline,
+            "error": row.error}

@@ -33,8 +33,9 @@ SCHEDULERS = ("asha", "none")
 
 _TOP_KEYS = (
     "name", "description", "data", "parameters", "fixed", "objectives",
-    "budget", "scheduler", "resources", "concurrency",
+    "budget", "scheduler", "resources", "concurrency", "baseline",
 )
+_BASELINE_KEYS = ("name", "description", "values", "sources")
 _DATA_KEYS = ("source", "size", "channels", "options")
 _BUDGET_KEYS = ("trials", "iters", "eval_every", "eval_samples")
 _SCHEDULER_KEYS = (
@@ -112,6 +113,17 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The configuration a person would have picked by hand (a tutorial's), which a search
+    evaluates first and must beat. ``sources`` says where each value comes from."""
+
+    name: str
+    description: str
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     """A parsed, validated search-space file."""
 
@@ -126,6 +138,7 @@ class SearchSpec:
     scheduler: SchedulerSpec
     resources: Resources
     concurrency: int
+    baseline: Baseline | None = None
 
     def defaults(self) -> dict[str, Any]:
         """Fixed values plus each searched parameter's default (or midpoint)."""
@@ -211,6 +224,7 @@ def parse_space(raw: Any, path: str) -> SearchSpec:
         scheduler=_parse_scheduler(where, top.get("scheduler")),
         resources=_parse_resources(where, top.get("resources")),
         concurrency=where.positive_int(top.get("concurrency", 1), "concurrency"),
+        baseline=_parse_baseline(where, top.get("baseline"), params, fixed),
     )
 
 
@@ -316,6 +330,43 @@ def _parse_param(where: _Where, name: str, raw: Any) -> Param:
         if not low <= default <= high:
             raise where.fail(f"{key}.default", f"{default} is outside [{low}, {high}]")
     return Param(name=name, kind=kind, low=low, high=high, default=default, log=log)
+
+
+def _parse_baseline(where: _Where, raw: Any, params: Mapping[str, Param],
+                    fixed: Mapping[str, Any]) -> Baseline | None:
+    """Each value must be a searched parameter's (inside its range) or equal a fixed one,
+    and name its source; searched parameters it leaves out take their default."""
+    if raw is None:
+        return None
+    body = where.mapping(raw, "baseline", _BASELINE_KEYS)
+    name = str(body.get("name", "baseline"))
+    if not PLAIN_NAME.fullmatch(name):
+        raise where.fail("baseline.name", f"{name!r} is not a plain name")
+    values = dict(where.mapping(body.get("values"), "baseline.values"))
+    sources = where.mapping(body.get("sources"), "baseline.sources")
+    for key, value in values.items():
+        sub = f"baseline.values.{key}"
+        if key in params:
+            param = params[key]
+            if param.kind != "choice":
+                value = values[key] = where.number(value, sub)
+            if not param.contains(value):
+                allowed = param.values if param.kind == "choice" else f"[{param.low}, {param.high}]"
+                raise where.fail(sub, f"{value!r} is outside the searched range {allowed}; widen "
+                                      "the range or change the value")
+        elif key in fixed:
+            if fixed[key] != value:
+                raise where.fail(sub, f"{value!r} differs from fixed.{key} = {fixed[key]!r}; every "
+                                      "trial shares fixed values, the baseline too")
+        else:
+            raise where.fail(sub, "not a searched (parameters) or fixed setting of this space")
+        if not str(sources.get(key, "")).strip():
+            raise where.fail(f"baseline.sources.{key}", "missing; say where the value comes from")
+    extra = sorted(set(sources) - set(values))
+    if extra:
+        raise where.fail(f"baseline.sources.{extra[0]}", "a source for a value the baseline does not set")
+    return Baseline(name=name, description=str(body.get("description", "")), values=values,
+                    sources={k: str(v) for k, v in sources.items()})
 
 
 def _parse_objectives(where: _Where, raw: Any) -> tuple[str, ...]:

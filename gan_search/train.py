@@ -244,6 +244,14 @@ class GANTrainer:
         save_atomic(path, self.state_dict())
         return path
 
+    def save_generator(self, path: str | Path) -> Path:
+        """G alone (weights, config, step), loadable with weights_only=True: what
+        `gan-search sample` needs, a fraction of the full checkpoint."""
+        path = Path(path)
+        gen = {k: v.cpu() for k, v in self.gen.state_dict().items()}
+        save_atomic(path, {"gen": gen, "config": self.config.to_dict(), "step": self.step})
+        return path
+
     def load_checkpoint(self, path: str | Path) -> None:
         # read onto the CPU: RNG states must stay CPU ByteTensors, and load_state_dict moves
         # weights and optimizer moments to this trainer's device, whichever device saved them

@@ -28,11 +28,15 @@ import ray
 import torch
 from ray import tune
 
+from gan_search.confirm import settings_of
 from gan_search.metrics import Evaluator
 from gan_search.train import GANTrainer
 
 DIVERGED_SCORE = 1.0e4  # worse than any FID-lite a working generator reaches
+OBJECTIVES = ("fid_lite", "collapse", "kid")  # every trial reports score_<name> for each
+WORST = {"fid_lite": DIVERGED_SCORE, "collapse": 1.0, "kid": DIVERGED_SCORE}
 TRAINER_FILE, GRID_FILE, PROGRESS_FILE = "trainer.pt", "samples.png", "progress.json"
+GENERATOR_FILE = "generator.pt"  # G alone (weights, config, step): what MLflow keeps
 STATUSES = ("finished", "stopped", "collapsed", "diverged", "failed")
 # set on the nodes of a Ray fake multi-node cluster, whose "GPUs" are only resource labels:
 # trials given such a GPU train on the CPU instead of failing
@@ -62,8 +66,7 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         _train_and_report(config, images, evaluator_state, settings)
     except Exception as err:  # noqa: BLE001 - the trial's own error: reported, not retried
         message = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
-        tune.report({"status": "failed", "message": message, "score": DIVERGED_SCORE,
-                     "score_collapse": 1.0, "fid_lite_best": DIVERGED_SCORE, "collapsed": False})
+        tune.report({"status": "failed", "message": message, **ended_scores(settings)})
 
 
 def trial_device(settings: dict[str, Any]) -> str:
@@ -87,12 +90,12 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
                       settings: dict[str, Any]) -> None:
     from gan_search.config import TrainConfig
 
-    trial_config = TrainConfig.from_dict({**settings["base"], **config}, source="trial")
+    trial_config = TrainConfig.from_dict({**settings["base"], **settings_of(config)},
+                                         source="trial")
     torch.set_num_threads(max(1, int(settings.get("cpu", 1))))
     trainer = GANTrainer(trial_config, images, device=trial_device(settings))
     evaluator = Evaluator.from_state(evaluator_state, device=trainer.device)
-    progress = {"best_fid": math.inf, "best_step": 0, "best_collapse": 1.0, "best_kid": math.inf,
-                "streak": 0}
+    progress = new_progress()
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # resumed: restore the trainer and the best-so-far record
@@ -107,9 +110,8 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
         outcome = trainer.train(target, sync_every=min(25, every))
         losses = outcome.history[-1] if outcome.history else {}
         if outcome.status == "diverged":
-            tune.report({"status": "diverged", "step": trainer.step, "score": DIVERGED_SCORE,
-                         "score_collapse": 1.0, "fid_lite_best": DIVERGED_SCORE,
-                         "collapsed": False, "message": outcome.message})
+            tune.report({"status": "diverged", "step": trainer.step, "message": outcome.message,
+                         **ended_scores(settings)})
             return
         scores = evaluator.score(trainer.sample(evaluator.n))
         metrics = _progress_metrics(scores, progress, trainer.step, settings)
@@ -123,6 +125,7 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
                              "finished" if trainer.step >= trial_config.iters else "running")
         with tempfile.TemporaryDirectory() as folder:
             trainer.save_checkpoint(Path(folder) / TRAINER_FILE)
+            trainer.save_generator(Path(folder) / GENERATOR_FILE)
             trainer.save_grid(Path(folder) / GRID_FILE)
             (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -149,25 +152,48 @@ def _trained_as(trainer: GANTrainer) -> dict[str, Any]:
             "device": device}
 
 
+def new_progress() -> dict:
+    """A trial's best-so-far record (saved with every checkpoint)."""
+    return {"best": {name: math.inf for name in OBJECTIVES}, "best_step": 0,
+            "collapse_at_best": 1.0, "streak": 0}
+
+
 def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -> dict:
-    """Update the best-so-far record and the collapse streak; the metrics to report."""
-    fid, collapse = float(scores["fid_lite"]), float(scores["collapse"])
-    if fid < progress["best_fid"]:
-        progress.update(best_fid=fid, best_step=step, best_collapse=collapse,
-                        best_kid=float(scores["kid"]))
-    above = collapse > settings["collapse_threshold"]
+    """Update the best-so-far record and the collapse streak; the metrics to report.
+
+    Each objective's score (``score_<name>``) is its best value so far; ``score`` is the
+    first objective's (ASHA ranks by it). The best FID-lite evaluation also gives
+    ``best_step`` and ``collapse_at_best``: the checkpoint kept as the trial's best.
+    """
+    values = {name: float(scores[name]) for name in OBJECTIVES}
+    best = progress["best"]
+    if values["fid_lite"] < best["fid_lite"]:
+        progress.update(best_step=step, collapse_at_best=values["collapse"])
+    for name, value in values.items():
+        best[name] = min(best[name], value)
+    above = values["collapse"] > settings["collapse_threshold"]
     progress["streak"] = progress["streak"] + 1 if above else 0
     collapsed = progress["streak"] >= settings["collapse_patience"]
+    reported = values if collapsed else best  # a collapsed trial: the evaluation that said so
     metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
     metrics.update({
         "step": step, "fid_lite_extractor": scores["fid_lite_extractor"],
-        "fid_lite_best": progress["best_fid"], "best_step": progress["best_step"],
-        "kid_best": progress["best_kid"],
+        "fid_lite_best": best["fid_lite"], "best_step": progress["best_step"],
+        "collapse_at_best": progress["collapse_at_best"], "kid_best": best["kid"],
+        "collapse_best": best["collapse"],
         "collapse_streak": progress["streak"], "collapsed": collapsed,
-        "score": fid if collapsed else progress["best_fid"],
-        "score_collapse": collapse if collapsed else progress["best_collapse"],
+        **{f"score_{name}": reported[name] for name in OBJECTIVES},
+        "score": reported[settings.get("objectives", OBJECTIVES)[0]],
     })
     return metrics
+
+
+def ended_scores(settings: dict) -> dict[str, Any]:
+    """The scores of a trial that diverged or failed: the worst of every objective, so that
+    every objective key is reported by every trial (Optuna and ASHA need them all)."""
+    primary = settings.get("objectives", OBJECTIVES)[0]
+    return {**{f"score_{name}": WORST[name] for name in OBJECTIVES}, "score": WORST[primary],
+            "fid_lite_best": WORST["fid_lite"], "collapsed": False}
 
 
 def trial_status(metrics: dict[str, Any], error: Any) -> str:

@@ -121,27 +121,20 @@ class RayHead:
             config.write_text(FAKE_AUTOSCALER.format(port=self.port))
             command.append(f"--autoscaling-config={config}")
             head_env.update(RAY_FAKE_CLUSTER="1", AUTOSCALER_UPDATE_INTERVAL_S="1")
-        started = subprocess.run(command, env=head_env, capture_output=True, text=True,
-                                 start_new_session=True, timeout=120)
-        self.sid = self._find_session()
+        started = subprocess.Popen(command, env=head_env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.sid = started.pid  # a new session: its id is the pid of `ray start`
+        output, _ = started.communicate(timeout=120)
         if started.returncode != 0:
             self.stop()
-            raise RuntimeError(f"ray start failed: {started.stdout[-2000:]} {started.stderr[-2000:]}")
-
-    def _find_session(self) -> int:
-        """The session of the head's GCS (ray start itself has exited)."""
-        out = subprocess.run(["ps", "-eo", "sid=,args="], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            sid, args = line.split(None, 1)
-            if "gcs_server" in args and f"--gcs_server_port={self.port}" in args:
-                return int(sid)
-        return -1
+            raise RuntimeError(f"ray start failed: {output[-3000:]}")
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> list:
-        left = stop_session(self.sid) if self.sid > 0 else []
+        assert _session_processes(self.sid), "the head's processes are not in its session"
+        left = stop_session(self.sid)
         shutil.rmtree(self.root, ignore_errors=True)
         return left

@@ -69,7 +69,7 @@ def search(tmp_path, name, trials, iters, eval_every):
                                "eval_samples": 64}, "concurrency": 2}
     (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(raw))
     return search_config(load_space(str(tmp_path / "nodes.yaml")), runs_dir=str(tmp_path),
-                         name=name)
+                         name=name, confirm=0)
 
 
 def mlflow_children(tmp_path, name):
@@ -176,7 +176,7 @@ def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster,
            "budget": {"trials": 2, "iters": 40, "eval_every": 20, "eval_samples": 64}}
     (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(raw))
     config = search_config(load_space(str(tmp_path / "nodes.yaml")), runs_dir=str(tmp_path),
-                           name="no-cuda", address=ray_cluster.address)
+                           name="no-cuda", address=ray_cluster.address, confirm=0)
     lines = []
     outcome = run_search(config, log=lines.append)
     assert [r.status for r in outcome.rows] == ["failed", "failed"]
@@ -209,6 +209,7 @@ def test_an_autoscaling_cluster_adds_gpu_workers_and_every_trial_runs_on_one(tmp
     try:
         result = run_cli("run", "--space", str(tmp_path / "gpuspace.yaml"), "--address",
                          head.address, "--runs-dir", str(tmp_path / "runs"), "--name", "scaled",
+                         "--confirm", "0",
                          env=head.env, timeout=400)
     finally:
         assert head.stop() == []

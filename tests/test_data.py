@@ -200,3 +200,56 @@ def test_cats_source_goes_through_torchvision_with_local_files(isolated_cache):
     make_pet_folder(isolated_cache / "raw" / "cats" / "oxford-iiit-pet")
     data = load_dataset("cats", 16, 3)
     assert data.images.shape == (2, 3, 16, 16) and data.labels.tolist() == [0, 0]
+
+
+def test_the_reference_is_held_out_from_training():
+    """A seeded share, the same every time, disjoint from the training images."""
+    from gan_search.data import Dataset, hold_out
+
+    images = torch.arange(200, dtype=torch.int64).view(200, 1, 1, 1)
+    data = Dataset(images, torch.arange(200) % 4, ("a", "b", "c", "d"))
+    train, reference = hold_out(data, eval_samples=100)
+    assert len(reference.images) == 50 and len(train.images) == 150  # capped at a quarter
+    ids = lambda d: set(d.images.flatten().tolist())  # noqa: E731
+    assert not ids(train) & ids(reference) and ids(train) | ids(reference) == set(range(200))
+    assert torch.equal(hold_out(data, 100)[1].images, reference.images)
+    assert torch.equal(reference.labels, reference.images.flatten() % 4)  # labels follow
+    assert len(hold_out(data, eval_samples=30)[1].images) == 30
+    with pytest.raises(DataError, match="too few to hold out"):
+        hold_out(Dataset(images[:30], None, ()), 100)
+
+
+def test_copies_of_training_images_do_not_score_better_than_held_out_real_images():
+    """A generator that memorised its training set must not beat real data it never saw:
+    both are real samples the reference did not contain, so they score alike (before the
+    reference was held out, training copies scored FID-lite 0 and coverage 1)."""
+    from gan_search.data import load_splits
+    from gan_search.metrics import Evaluator
+
+    splits = load_splits("fake", 16, 3, {"n": 1200, "classes": 4}, 300)
+    evaluator = Evaluator(splits.reference, n=300, train=splits.train)
+    copies = evaluator.score(splits.train.images[:300])
+    unseen = evaluator.score(load_dataset("fake", 16, 3, {"n": 300, "classes": 4, "seed": 1}).images)
+    assert copies["fid_lite"] >= 0.5 * unseen["fid_lite"] > 0  # seen: 0.24 and 0.21
+    assert copies["coverage"] <= unseen["coverage"] + 0.02
+    digits = load_splits("digits", 16, 1, {}, 400)
+    assert "held-out 22% of digits (400 of 1,797 images)" in digits.description
+    scores = Evaluator(digits.reference, n=400, train=digits.train).score(digits.train.images[:400])
+    assert scores["fid_lite"] > 1.0 and scores["coverage"] < 0.97  # seen: 2.79 and 0.915
+
+
+def test_sources_with_a_test_split_are_scored_against_it(tmp_path, monkeypatch):
+    from gan_search.data import load_splits
+
+    calls = []
+
+    def split_aware(size, channels, options, root):
+        calls.append(options.get("split", "train"))
+        n = 300 if options.get("split") == "test" else 900
+        return data_mod._load_fake(size, channels, {"n": n, "seed": len(calls)}, root)
+
+    monkeypatch.setitem(data_mod.SOURCES, "mnist", data_mod.Source(split_aware, ("split", "classes")))
+    splits = load_splits("mnist", 16, 1, {}, 2000)
+    assert calls == ["test", "train"] and len(splits.reference.images) == 300
+    assert len(splits.train.images) == 900 and "mnist test split (300 images)" in splits.description
+    assert splits.reference_key != splits.train_key

@@ -38,7 +38,8 @@ def space(tmp_path):
 def test_a_search_joins_a_head_with_token_authentication(head, space, tmp_path, how):
     address = head.address if how == "host:port" else "auto"
     result = run_cli("run", "--space", space, "--address", address, "--runs-dir",
-                     str(tmp_path / "runs"), "--name", "joined", env=head.env, timeout=300)
+                     str(tmp_path / "runs"), "--name", "joined", "--confirm", "0", env=head.env,
+                     timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "InvalidAuthToken" not in result.stderr
     board = json.loads((tmp_path / "runs" / "tune" / "joined" / "leaderboard.json").read_text())

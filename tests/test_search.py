@@ -113,7 +113,8 @@ def smoke_search(tmp_path_factory):
     spec = write_space({**SPACE, "concurrency": 1}, runs / "space.yaml")
     # seed 3: TPE's seeded start-up draws two learning rates so low that those trials are
     # far behind (FID-lite about 420-450 against 240-260) at the first rung
-    config = search_config(spec, runs_dir=str(runs), name="smoke-test", seed=3)
+    config = search_config(spec, runs_dir=str(runs), name="smoke-test", seed=3,
+                           confirm=0)
     lines = []
     outcome = run_search(config, log=lines.append)
     return config, outcome, lines
@@ -180,7 +181,7 @@ def test_collapsed_trials_are_stopped_by_the_stopper_and_told_to_optuna(tmp_path
     raw = {**SPACE, "budget": {"trials": 2, "iters": 100, "eval_every": 20, "eval_samples": 100},
            "scheduler": {"kind": "none", "collapse_threshold": 0.01, "collapse_patience": 2}}
     config = search_config(write_space(raw, tmp_path / "c.yaml"), runs_dir=str(tmp_path),
-                           name="collapse-test")
+                           name="collapse-test", confirm=0)
     outcome = run_search(config, log=lambda line: None)
     assert [r.status for r in outcome.rows] == ["collapsed", "collapsed"]
     assert all(r.metrics["step"] == 40 and r.metrics["collapse_streak"] == 2 for r in outcome.rows)
@@ -201,7 +202,7 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
                      "beta2": 0.0, "lr_g": 0.5, "lr_d": 0.5, "leaky_slope": 0.0},
            "parameters": {"label_smoothing": {"kind": "uniform", "low": 0.0, "high": 0.1}}}
     config = search_config(write_space(raw, tmp_path / "d.yaml"), runs_dir=str(tmp_path),
-                           name="diverge-test")
+                           name="diverge-test", confirm=0)
     outcome = run_search(config, log=lambda line: None)
     assert [r.status for r in outcome.rows] == ["diverged", "diverged"]
     for row in outcome.rows:
@@ -219,38 +220,63 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
         assert "non-finite loss" in run.data.tags[MESSAGE_TAG]
 
 
-def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
-    """Ctrl-C, then --resume without --name: the space's latest search in the shared
-    --storage folder is found and finished; Optuna's study keeps the trials from before."""
+def interrupt(command, when):
+    """Run the CLI and send it Ctrl-C (SIGINT) at the first output line that ``when`` accepts."""
     import signal
     import subprocess
-    import sys
     import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, seen = time.monotonic() + 240, []
+    for line in proc.stdout:
+        seen.append(line)
+        if when(line, seen) or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    return "".join(seen) + rest
+
+
+def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
+    """Ctrl-C in the search, --resume without --name (the space's latest search in the
+    shared --storage folder), Ctrl-C in the confirmation, --resume again: every planned
+    trial and confirmation run exactly once; Optuna's study keeps the trials from before."""
+    import sys
 
     storage = tmp_path / "shared"  # what a cluster's NFS folder would be
     script = Path(sys.executable).parent / "gan-search"
     common = ["--space", "smoke", "--trials", "5", "--concurrency", "1", "--iters", "40",
-              "--runs-dir", str(tmp_path / "runs"), "--storage", str(storage)]
-    proc = subprocess.Popen([str(script), "run", *common, "--name", "smoke-rs"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 180
-    for line in proc.stdout:
-        if "2/5 ended" in line or time.monotonic() > deadline:
-            break
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, rest
-    assert f"--storage {storage} --resume --name smoke-rs" in rest
+              "--runs-dir", str(tmp_path / "runs"), "--storage", str(storage),
+              "--confirm", "1", "--confirm-seeds", "2"]
+    output = interrupt([str(script), "run", *common, "--name", "smoke-rs"],
+                       lambda line, seen: "2/5 ended" in line)
+    assert f"--storage {storage} --resume --name smoke-rs" in output
     board = storage / "smoke-rs" / "leaderboard.json"
     assert not (tmp_path / "runs" / "tune").exists()  # Tune's state went to --storage only
     before = {t["trial_id"]: t for t in json.loads(board.read_text())["trials"]}
     ended = {k: t for k, t in before.items() if t["status"] != "interrupted"}
-    assert 2 <= len(ended) < 5
+    assert 2 <= len(ended) < 5 and json.loads(board.read_text())["confirmation"] is None
 
-    resumed = run_cli("run", *common, "--resume")  # no --name: the latest search in --storage
+    # no --name: the latest search in --storage; stopped again during the confirmation
+    output = interrupt([str(script), "run", *common, "--resume"], lambda line, seen: any(
+        "confirming" in s for s in seen) and "1/" in line and "ended (1 " in line)
+    assert "resuming search smoke-rs" in output
+    confirmed_before = [t for t in json.loads(board.read_text())["confirm_trials"]
+                        if t["status"] != "interrupted"]
+    assert len(confirmed_before) >= 1
+
+    resumed = run_cli("run", *common, "--resume", "--name", "smoke-rs")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "resuming search smoke-rs" in resumed.stdout
-    after = json.loads(board.read_text())["trials"]
+    # the summary a user reads: the baseline row, the confirmation table, best vs baseline,
+    # and what mattered
+    out = resumed.stdout
+    assert "(baseline)  " in out and "mean fid_lite ± std over fresh seeds" in out
+    assert "vs the baseline dcgan-paper" in out or "dcgan-paper (trial" in out
+    assert "at the same budget per trial (40 iterations)" in out
+    assert "what mattered (Optuna importances): " in out
+    summary = json.loads(board.read_text())
+    after = summary["trials"]
     assert len(after) == 5 and len({t["trial_id"] for t in after}) == 5
     assert all(t["status"] in ("finished", "stopped", "collapsed", "diverged") for t in after)
     for trial in after:  # trials that had ended were not run again
@@ -258,6 +284,14 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
             assert trial["metrics"]["score"] == ended[trial["trial_id"]]["metrics"]["score"]
             assert trial["metrics"]["time_total_s"] == ended[trial["trial_id"]]["metrics"]["time_total_s"]
     assert len(list((storage / "smoke-rs").glob("trial_*"))) == 5
+    # the confirmation: every candidate with both fresh seeds, each run once
+    confirm_trials = summary["confirm_trials"]
+    assert len(confirm_trials) == 2 * len(summary["confirmation"]) == \
+        len(list((storage / "smoke-rs" / "confirm").glob("trial_*")))
+    assert all(sorted(r["seed"] for r in c["runs"]) == [1001, 1002] for c in summary["confirmation"])
+    for trial in confirmed_before:
+        again = next(t for t in confirm_trials if t["trial_id"] == trial["trial_id"])
+        assert again["metrics"]["time_total_s"] == trial["metrics"]["time_total_s"]
     # Optuna's study (saved with Tune's state) holds all five trials with what they scored,
     # the ones from before the interrupt included
     from ray.tune.search.optuna import OptunaSearch
@@ -266,7 +300,7 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
     searcher.restore_from_dir(str(storage / "smoke-rs"))
     told = sorted(round(t.value, 6) for t in searcher._ot_study.trials if t.value is not None)
     assert told == sorted(round(t["metrics"]["score"], 6) for t in after)
-    # MLflow: the same parent run, one child per planned trial, none left open
+    # MLflow: the same parent run, one child per trial and confirmation run, none left open
     from mlflow.tracking import MlflowClient
 
     from gan_search.tracking import SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
@@ -278,8 +312,9 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(c.data.tags[TRIAL_TAG] for c in children) == sorted(t["trial_id"] for t in after)
+    assert sorted(c.data.tags[TRIAL_TAG] for c in children) == \
+        sorted(t["trial_id"] for t in [*after, *confirm_trials])
     assert all(c.data.tags[STATUS_TAG] != "running" and c.info.status != "RUNNING" for c in children)
-    for child in children:  # no step logged twice across the interrupt
+    for child in children:  # no step logged twice across the interrupts
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
         assert len(steps) == len(set(steps))

@@ -13,7 +13,7 @@ from conftest import run_cli
 from gan_search.config import search_config
 from gan_search.search import run_search
 from gan_search.space import load_space
-from gan_search.tracking import SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
+from gan_search.tracking import ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
 
 SPACE = {
     "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
@@ -27,6 +27,8 @@ SPACE = {
     "budget": {"trials": 4, "iters": 40, "eval_every": 20, "eval_samples": 100},
     "resources": {"cpu": 0.5},
     "concurrency": 2,
+    "baseline": {"name": "paper", "values": {"lr_g": 2.0e-4, "lr_d": 2.0e-4, "g_width": 8},
+                 "sources": {"lr_g": "test", "lr_d": "test", "g_width": "test"}},
 }
 
 
@@ -35,7 +37,8 @@ def tracked(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     (runs / "tracked.yaml").write_text(yaml.safe_dump(SPACE))
     spec = load_space(str(runs / "tracked.yaml"))
-    config = search_config(spec, runs_dir=str(runs), name="tracked-search")
+    config = search_config(spec, runs_dir=str(runs), name="tracked-search", confirm=2,
+                           confirm_seeds=1)
     outcome = run_search(config, log=lambda line: None)
     client = MlflowClient(store_paths(str(runs))[0])
     experiment = client.get_experiment_by_name(spec.name)
@@ -50,24 +53,42 @@ def grid_steps(client, run_id):
     return sorted(int(name.split("+step+")[1].split("+")[0]) for name in names)
 
 
-def test_one_parent_and_one_child_per_trial(tracked):
+def children_of(found):
+    return [r for r in found if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_one_parent_and_one_child_per_trial_and_per_confirmation_run(tracked):
     _, outcome, client, _, found = tracked
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    children = children_of(found)
     assert len(parents) == 1 and parents[0].info.run_name == "tracked-search"
     assert parents[0].data.tags[SEARCH_TAG] == "tracked-search"
-    assert len(children) == 4
+    assert parents[0].data.tags[ROLE_TAG] == "parent"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
-    assert sorted(c.data.tags[TRIAL_TAG] for c in children) == sorted(r.trial_id for r in outcome.rows)
+    by_role = {}
+    for child in children:
+        by_role.setdefault(child.data.tags[ROLE_TAG], []).append(child.data.tags[TRIAL_TAG])
+    baseline = outcome.baseline
+    assert by_role["baseline"] == [baseline.trial_id]
+    assert sorted(by_role["search"] + by_role["baseline"]) == sorted(r.trial_id for r in outcome.rows)
+    # confirmation: the top 2 and the baseline, one fresh seed each
+    assert sorted(by_role["confirm"]) == sorted(r.trial_id for r in outcome.confirm_rows)
+    confirmed = {c.trial_id for c in outcome.confirmation}
+    assert len(outcome.confirm_rows) == len(confirmed) and baseline.trial_id in confirmed
+    for child in children:
+        if child.data.tags[ROLE_TAG] == "confirm":
+            assert child.data.tags["gan_search.confirm_of"] in confirmed
+            assert child.data.params["seed"] == "1001"
 
 
 def test_children_hold_params_metric_histories_images_and_status(tracked):
     _, outcome, client, _, found = tracked
-    rows = {r.trial_id: r for r in outcome.rows}
-    for child in (r for r in found if "mlflow.parentRunId" in r.data.tags):
+    rows = {r.trial_id: r for r in [*outcome.rows, *outcome.confirm_rows]}
+    for child in children_of(found):
         row = rows[child.data.tags[TRIAL_TAG]]
+        settings = row.params.get("confirm", {}).get("settings", row.params)
         for key in ("lr_g", "lr_d", "g_width"):  # every sampled parameter, as sampled
-            assert float(child.data.params[key]) == pytest.approx(row.params[key], rel=1e-6)
+            assert float(child.data.params[key]) == pytest.approx(settings[key], rel=1e-6)
         assert child.data.params["z_dim"] == "8" and child.data.params["image_size"] == "16"
         history = client.get_metric_history(child.info.run_id, "fid_lite")
         steps = sorted(m.step for m in history)
@@ -75,26 +96,36 @@ def test_children_hold_params_metric_histories_images_and_status(tracked):
         assert all(math.isfinite(m.value) for m in history)
         assert client.get_metric_history(child.info.run_id, "collapse")
         assert grid_steps(client, child.info.run_id) == steps  # one grid per evaluation
+        # the numbers the search ranked by, as the child's final metrics
+        assert child.data.metrics["fid_lite_best"] == pytest.approx(row.metrics["fid_lite_best"])
+        assert child.data.metrics["best_step"] == row.metrics["best_step"]
+        assert child.data.metrics["collapse_at_best"] == pytest.approx(row.metrics["collapse_at_best"])
         assert child.data.tags[STATUS_TAG] == row.status
         assert child.info.status == ("FAILED" if row.status in ("failed", "diverged") else "FINISHED")
 
 
-def test_parent_holds_settings_leaderboard_pareto_and_best_child(tracked):
+def test_parent_holds_settings_summary_pareto_and_the_confirmed_winner(tracked):
     _, outcome, client, _, found = tracked
     parent = next(r for r in found if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.params["trials"] == "4" and parent.data.params["space"] == "tracked"
     assert parent.info.status == "FINISHED"
     artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
-    assert {"leaderboard.txt", "leaderboard.json", "pareto_front.json", "space"} <= artifacts
+    assert {"leaderboard.txt", "leaderboard.json", "pareto_front.json", "space", "analysis"} <= artifacts
+    plots = {f.path for f in client.list_artifacts(parent.info.run_id, "analysis")}
+    assert {"analysis/optimization_history.png", "analysis/pareto_front.png"} <= plots
+    runs_of = {c.data.tags[TRIAL_TAG]: c.info.run_id for c in children_of(found)}
+    # best_run_id: the confirmed winner's best fresh-seed run (what `sample --run best` uses)
+    winner = outcome.confirmation[0]
+    assert parent.data.tags["gan_search.confirmed_trial_id"] == winner.trial_id
     best_run = parent.data.tags["gan_search.best_run_id"]
-    best = client.get_run(best_run)
-    assert best.data.tags[TRIAL_TAG] == outcome.best.trial_id
+    assert best_run == runs_of[outcome.best.trial_id]
+    assert outcome.best.trial_id in {run["trial_id"] for run in winner.runs}
     assert "checkpoint/generator.pt" in {f.path for f in client.list_artifacts(best_run, "checkpoint")}
+    assert parent.data.tags["gan_search.baseline_run_id"] == runs_of[outcome.baseline.trial_id]
     # the Pareto front: exactly the children of the trials no other trial dominates
     points = {r.trial_id: (r.metrics["score"], r.metrics["score_collapse"]) for r in outcome.rows}
     front = {t for t, p in points.items()
              if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points.values())}
-    runs_of = {c.data.tags[TRIAL_TAG]: c.info.run_id for c in found if "mlflow.parentRunId" in c.data.tags}
     assert set(parent.data.tags["gan_search.pareto_run_ids"].split(",")) == {runs_of[t] for t in front}
     assert parent.data.metrics["logging_seconds"] > 0
 

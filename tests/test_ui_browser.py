@@ -54,7 +54,8 @@ def test_mlflow_ui_lists_the_trials_of_a_search(tmp_path):
              "resources": {"cpu": 1}, "concurrency": 2}
     (tmp_path / "uitest.yaml").write_text(yaml.safe_dump(space))
     spec = load_space(str(tmp_path / "uitest.yaml"))
-    run_search(search_config(spec, runs_dir=str(tmp_path), name="ui-search"), log=lambda l: None)
+    run_search(search_config(spec, runs_dir=str(tmp_path), name="ui-search", confirm=0),
+               log=lambda l: None)
     experiment = MlflowClient(store_paths(str(tmp_path))[0]).get_experiment_by_name("uitest")
 
     port = free_port()

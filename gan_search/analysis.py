@@ -1,0 +1,113 @@
+"""What mattered in a search: Optuna's parameter importances and plots of its study.
+
+Importances are Optuna's default evaluator (PED-ANOVA in Optuna 5), which also works on a
+two-objective study (there it rates what brings a trial near the Pareto front). The plots
+are Optuna's own matplotlib ones: optimization history, importances, parallel coordinates,
+and the Pareto front for two objectives. Optuna + matplotlib; no Ray, no MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+LABELS = {"score": "first objective", "score_collapse": "collapse", "score_kid": "KID",
+          "score_fid_lite": "FID-lite"}
+
+
+def load_study(experiment: str) -> Any:
+    """The Optuna study of a finished or interrupted search, from Tune's saved searcher
+    state in the experiment folder (local, or on s3://... storage)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    if "://" not in experiment:
+        searcher.restore_from_dir(experiment)
+        return searcher._ot_study
+    import pyarrow.fs
+
+    fs, base = pyarrow.fs.FileSystem.from_uri(experiment)
+    states = sorted(i.path for i in fs.get_file_info(pyarrow.fs.FileSelector(base))
+                    if os.path.basename(i.path).startswith("searcher-state-"))
+    if not states:
+        raise RuntimeError(f"no searcher state in {experiment}")
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, os.path.basename(states[-1]))
+        pyarrow.fs.copy_files(states[-1], local, source_filesystem=fs)
+        searcher.restore(local)
+    return searcher._ot_study
+
+
+def complete_trials(study: Any) -> list:
+    import optuna
+
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def importances(study: Any) -> list[tuple[str, float]]:
+    """(setting, share of the total importance), most important first; empty when the
+    study has too few finished trials, or no setting varied, to say anything."""
+    import optuna
+
+    if len(complete_trials(study)) < 3:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            raw = optuna.importance.get_param_importances(study)
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            return []
+    total = sum(raw.values())
+    if not raw or total <= 0:
+        return []
+    return sorted(((name, value / total) for name, value in raw.items()),
+                  key=lambda item: -item[1])
+
+
+def save_plots(study: Any, keys: list[str], folder: Path) -> list[Path]:
+    """Optuna's matplotlib plots of the study as PNGs in ``folder``; a plot that Optuna
+    cannot draw for this study (too few trials, one parameter) is left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as plots
+
+    names = [LABELS.get(k, k) for k in keys]
+    multi = len(keys) > 1
+    first: dict[str, Any] = {"target": (lambda t: t.values[0]) if multi else None,
+                             "target_name": names[0]}
+    makers: dict[str, Callable[[], Any]] = {
+        "optimization_history": lambda: plots.plot_optimization_history(study, **first),
+        "param_importances": lambda: plots.plot_param_importances(
+            study, **({"target": first["target"], "target_name": names[0]} if multi else {})),
+        "parallel_coordinate": lambda: plots.plot_parallel_coordinate(study, **first),
+    }
+    if multi:
+        makers["pareto_front"] = lambda: plots.plot_pareto_front(study, target_names=names)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in makers.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib backend experimental
+            try:
+                axes = make()
+            except (ValueError, RuntimeError, TypeError, IndexError):
+                plt.close("all")
+                continue
+        figure = getattr(axes, "figure", None) or axes.flat[0].figure
+        figure.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(folder / f"{name}.png")
+    return written
+
+
+def top_line(shares: list[tuple[str, float]], top: int = 4) -> str:
+    """"what mattered: lr_d 41%, lr_g 22%, ..." for the summary."""
+    if not shares:
+        return "what mattered: too few finished trials to say (Optuna's importances need 3)"
+    return "what mattered (Optuna importances): " + ", ".join(
+        f"{name} {100 * share:.0f}%" for name, share in shares[:top])

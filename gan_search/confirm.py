@@ -1,0 +1,98 @@
+"""Winners checked over seeds: GANs are seed-sensitive, so one run's best can be luck.
+
+After a search, the top configurations (and the baseline, so that it is compared on the
+same footing) are trained again at the full budget with fresh seeds, the same seeds for
+every configuration. They are ranked by the mean of the first objective's best value over
+those fresh runs only: the search's own run of a configuration is left out, because it was
+chosen for being good (the winner's curse). Pure Python: search.py runs the trials.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIRM_KEY = "confirm"  # a confirmation trial's Tune config: {"confirm": {settings + seed}}
+FRESH_SEED_BASE = 1000  # fresh seeds 1001, 1002, ...: never a search trial's seed
+
+
+@dataclass
+class Candidate:
+    """One configuration under confirmation, and what its fresh-seed runs scored."""
+
+    trial_id: str  # the search trial it comes from
+    params: dict[str, Any]
+    baseline: bool = False
+    runs: list[dict[str, Any]] = field(default_factory=list)  # {seed, score, status, ...}
+
+    @property
+    def scores(self) -> list[float]:
+        return [r["score"] for r in self.runs if math.isfinite(r["score"])]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.scores) if self.scores else math.inf
+
+    @property
+    def spread(self) -> float:
+        """Sample standard deviation over the fresh seeds (0 for a single run)."""
+        return statistics.stdev(self.scores) if len(self.scores) > 1 else 0.0
+
+
+def pick_candidates(rows: list, k: int) -> list[Candidate]:
+    """The k best trials that trained to a normal end (finished, or stopped by ASHA: they
+    get the full budget now), plus the baseline trial when it is not among them."""
+    ranked = sorted((r for r in rows if r.status in ("finished", "stopped")
+                     and math.isfinite(r.score)), key=lambda r: r.score)
+    chosen = ranked[:k]
+    baseline = next((r for r in rows if r.baseline), None)
+    if baseline is not None and baseline not in chosen and baseline.status in (
+            "finished", "stopped", "collapsed"):
+        chosen.append(baseline)
+    return [Candidate(r.trial_id, dict(r.params), r.baseline) for r in chosen]
+
+
+def fresh_seeds(count: int) -> list[int]:
+    return [FRESH_SEED_BASE + i for i in range(1, count + 1)]
+
+
+def trial_configs(candidates: list[Candidate], seeds: list[int]) -> list[dict[str, Any]]:
+    """One confirmation trial per (candidate, seed): the candidate's settings with the seed,
+    and which search trial it confirms (Tune grid values under ``CONFIRM_KEY``)."""
+    return [{"of": c.trial_id, "baseline": c.baseline, "settings": {**c.params, "seed": seed}}
+            for c in candidates for seed in seeds]
+
+
+def settings_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's own settings, for a search trial or a confirmation trial alike."""
+    return dict(config[CONFIRM_KEY]["settings"]) if CONFIRM_KEY in config else dict(config)
+
+
+def assign_runs(candidates: list[Candidate], rows: list) -> None:
+    """Give each candidate the confirmation runs made for it."""
+    by_trial = {c.trial_id: c for c in candidates}
+    for row in rows:
+        confirming = by_trial.get(row.params.get(CONFIRM_KEY, {}).get("of"))
+        if confirming is not None:
+            confirming.runs.append({"trial_id": row.trial_id, "status": row.status,
+                                    "seed": row.params[CONFIRM_KEY]["settings"]["seed"],
+                                    "score": row.score, "checkpoint": row.checkpoint})
+
+
+def ranked(candidates: list[Candidate]) -> list[Candidate]:
+    """Best mean first; a candidate without a finite run last."""
+    return sorted(candidates, key=lambda c: (c.mean, c.spread))
+
+
+def table(candidates: list[Candidate], objective: str) -> str:
+    """The confirmation table, best mean first."""
+    lines = [f"rank  trial (configuration)      mean {objective} ± std over fresh seeds   runs"]
+    for rank, c in enumerate(ranked(candidates), 1):
+        label = c.trial_id + (" (baseline)" if c.baseline else "")
+        runs = ", ".join(f"{r['score']:.3f}" if math.isfinite(r["score"]) else r["status"]
+                         for r in c.runs) or "none"
+        mean = f"{c.mean:.3f} ± {c.spread:.3f}" if math.isfinite(c.mean) else "-"
+        lines.append(f"{rank:<5} {label:<26} {mean:<37} {runs}")
+    return "\n".join(lines)

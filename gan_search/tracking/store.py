@@ -1,0 +1,149 @@
+"""Where a search's MLflow records live, and reading them back: the embedded store of a
+runs directory (SQLite + an artifact folder: MLflow 3 refuses plain-folder stores) or a
+tracking server; the runs `sample` and `ui` need; the UI's link to a search's trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from gan_search.errors import ConfigError
+
+SEARCH_TAG, TRIAL_TAG, STATUS_TAG = "gan_search.search", "gan_search.trial_id", "gan_search.status"
+MESSAGE_TAG, ROLE_TAG = "gan_search.message", "gan_search.role"  # role: search, baseline, confirm
+VIEW_TAG = "mlflow.sharedViewState."  # + key: a saved view of the runs table (the UI's format)
+# the UI's runs table shows these columns in the saved view of a search
+VIEW_COLUMNS = ["metrics.`fid_lite_best`", "metrics.`best_step`", "metrics.`collapse_at_best`",
+                "metrics.`kid_best`", f"tags.`{STATUS_TAG}`", f"tags.`{ROLE_TAG}`"]
+REMOTE_TIMEOUT_S = 5  # per request to a tracking server: a dead server must not hold the search
+
+
+def store_paths(runs_dir: str) -> tuple[str, str]:
+    """(tracking URI, artifact root) of the embedded store inside a runs directory."""
+    root = Path(runs_dir).expanduser().resolve()
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "mlartifacts").as_uri()
+
+
+def tracking_uri_for(runs_dir: str, tracking_uri: str | None) -> str:
+    return tracking_uri or store_paths(runs_dir)[0]
+
+
+def use_short_timeouts(tracking_uri: str | None) -> None:
+    """For a tracking server: no retries and a short timeout per request (MLflow's default
+    retries take minutes); a failed record is kept and retried by the tracker instead."""
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(REMOTE_TIMEOUT_S)
+
+
+def check_store(runs_dir: str, tracking_uri: str | None) -> None:
+    """Fail before any trial starts, with one line, when a tracking server is unreachable."""
+    if not tracking_uri or not tracking_uri.startswith(("http://", "https://")):
+        return
+    use_short_timeouts(tracking_uri)
+    try:
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except Exception as err:  # any failure to reach the server is the same one-line error
+        reason = " ".join(str(err).split())[:200]
+        raise ConfigError(f"--tracking-uri {tracking_uri}: cannot reach the MLflow tracking "
+                          f"server ({reason}); start it, fix the URI, or leave --tracking-uri "
+                          "out to use the embedded store") from None
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = f"{artifact_root}/{name}" if artifact_root else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def save_view(client: MlflowClient, experiment: str, search: str, params: list[str]) -> None:
+    """A saved view of the runs table for one search: its trials (not the parent), sorted by
+    best FID-lite, with the scores, status, role and searched settings as columns."""
+    state = {"searchFilter": f"tags.`{SEARCH_TAG}` = '{search}' and tags.`{TRIAL_TAG}` != ''",
+             "orderByKey": "metrics.`fid_lite_best`", "orderByAsc": True,
+             "selectedColumns": VIEW_COLUMNS + [f"params.`{p}`" for p in params]}
+    now = int(time.time() * 1000)
+    client.set_experiment_tag(experiment, VIEW_TAG + search, json.dumps(
+        {"name": f"{search}: trials by best FID-lite", "createdAt": now, "updatedAt": now,
+         "state": json.dumps(state)}))
+
+
+def runs_url(base: str, experiment: str, search: str) -> str:
+    """The runs table of one search in the UI's training (machine learning) mode, opened on
+    the saved view; MLflow 3.17 opens experiments in its GenAI view without the parameter."""
+    query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": search},
+                      quote_via=quote, safe="")
+    return f"{base.rstrip('/')}/#/experiments/{experiment}/runs?{query}"
+
+
+def require_store(runs_dir: str) -> str:
+    """The embedded store's URI; one clear error when the runs directory has none."""
+    uri = store_paths(runs_dir)[0]
+    database = uri.removeprefix("sqlite:///")
+    if not Path(database).is_file():
+        raise ConfigError(f"no MLflow store in {runs_dir} (expected {database}); run "
+                          "`gan-search run` first or pass --runs-dir")
+    return uri
+
+
+def searches(client: MlflowClient) -> list:
+    """The parent runs of every search in the store, newest first."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'parent'",
+                              order_by=["attributes.start_time DESC"],
+                              max_results=1000) if experiments else []
+
+
+def find_search(client: MlflowClient, name: str | None, where: str) -> object:
+    """The parent run of the search ``name``, or of the newest search."""
+    parents = searches(client)
+    if name is not None:
+        parents = [p for p in parents if p.data.tags.get(SEARCH_TAG) == name]
+    if not parents:
+        which = f"no search named {name!r}" if name else "no search yet"
+        raise ConfigError(f"--search {name}: {which} in {where}; `gan-search run` makes one" if name
+                          else f"{which} in {where}; run `gan-search run` first")
+    return parents[0]
+
+
+def find_run(runs_dir: str, tracking_uri: str | None, run: str) -> tuple[MlflowClient, str]:
+    """A run id, or "best": the winner of the most recent search in the store."""
+    uri = tracking_uri or require_store(runs_dir)
+    client = MlflowClient(uri)
+    if run != "best":
+        try:
+            client.get_run(run)
+        except mlflow.exceptions.MlflowException:
+            raise ConfigError(f"--run {run}: no such run in {uri}") from None
+        return client, run
+    for parent in searches(client):
+        best = parent.data.tags.get("gan_search.best_run_id")
+        if best:
+            return client, best
+    raise ConfigError(f"--run best: no finished search with a best trial in {uri}")
+
+
+def download_generator(client: MlflowClient, run_id: str, folder: str) -> Path:
+    try:
+        path = client.download_artifacts(run_id, "checkpoint/generator.pt", folder)
+    except (mlflow.exceptions.MlflowException, OSError):
+        raise ConfigError(f"run {run_id} has no checkpoint/generator.pt artifact (only ended "
+                          "trials with an evaluation have one)") from None
+    return Path(path)
+
+
+def ui_command(runs_dir: str, host: str, port: int) -> list[str]:
+    """The `mlflow ui` command line for the embedded store of a runs directory."""
+    uri = require_store(runs_dir)
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--default-artifact-root", store_paths(runs_dir)[1], "--host", host,
+            "--port", str(port)]
