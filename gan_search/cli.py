@@ -176,7 +176,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{config.iters} iterations each, FID-lite every {config.eval_every}, "
           f"{config.concurrency} at a time", flush=True)
     outcome = search.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
-                                log=lambda line: print(line, flush=True))
+                                log=lambda line: print(line, flush=True),
+                                live=sys.stdout.isatty())
     print_outcome(outcome, config, search.summary_dir(config) / "leaderboard.json")
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
     where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir} --search {outcome.name}"
@@ -278,19 +279,51 @@ def check_listen(host: str, port: int) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Start the MLflow UI on a runs directory's store (127.0.0.1 unless --host)."""
+    """Serve the MLflow UI on a runs directory's store (127.0.0.1 unless --host) and print
+    (and, where a browser is at hand, open) the link to a search's trials, best first."""
     import subprocess
 
-    from gan_search.tracking import ui_command
+    from gan_search.tracking import search_url, ui_command
 
     check_listen(args.host, args.port)
+    if args.search is not None:
+        from gan_search.search_names import check_name
+
+        check_name(args.search)
     command = ui_command(args.runs_dir, args.host, args.port)
-    print(f"MLflow UI for {Path(args.runs_dir).resolve()}: http://{args.host}:{args.port} "
-          "(Ctrl-C stops it)", flush=True)
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    url = search_url(args.runs_dir, args.search, f"http://{host}:{args.port}")
+    print(f"MLflow UI for {Path(args.runs_dir).resolve()} (Ctrl-C stops it); the trials of "
+          f"{args.search or 'the latest search'}, best FID-lite first:\n{url}", flush=True)
+    server = subprocess.Popen(command)
     try:
-        return subprocess.call(command)
+        if not args.no_browser and browser_at_hand():
+            open_when_up(url, server)
+        return server.wait()
     except KeyboardInterrupt:
+        server.terminate()
+        server.wait(timeout=30)
         return 0
+
+
+def browser_at_hand() -> bool:
+    """A graphical session (or $BROWSER): on a headless server, printing the link is all."""
+    return bool(os.environ.get("BROWSER") or os.environ.get("DISPLAY") or
+                os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin")
+
+
+def open_when_up(url: str, server: Any, timeout: float = 60.0) -> None:
+    import urllib.request
+    import webbrowser
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url.split("#")[0], timeout=2):
+                webbrowser.open(url)
+                return
+        except OSError:
+            time.sleep(0.5)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -410,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--runs-dir", default="gan_search_runs")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    ui.add_argument("--search", metavar="NAME", help="the search to show (default: the latest)")
+    ui.add_argument("--no-browser", action="store_true", help="only print the link")
     ui.set_defaults(func=cmd_ui)
     sample = sub.add_parser("sample", help="sample a grid from a trial's best checkpoint")
     sample.add_argument("--run", default="best", help="MLflow run id of a trial, or best")

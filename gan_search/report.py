@@ -4,10 +4,14 @@ outcome, the Pareto front and the leaderboard table."""
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import ray
 from ray.tune import Callback
 
 from gan_search.trainable import trial_status
@@ -121,27 +125,70 @@ def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
             for other in scored if other is not row)
 
 
+class ProgressBoard:
+    """A small Ray actor (no CPU of its own): trials post their step and speed between
+    evaluations; the driver's progress view reads it for its live line."""
+
+    def __init__(self) -> None:
+        self.trials: dict[str, dict[str, float]] = {}
+
+    def post(self, trial_id: str, step: int, iters: int, rate: float, fid: float) -> None:
+        self.trials[trial_id] = {"step": step, "iters": iters, "rate": rate, "fid": fid}
+
+    def read(self) -> dict[str, dict[str, float]]:
+        return self.trials
+
+
+RESTORED_VIEWS: list["ProgressView"] = []  # views Tuner.restore unpickled (see search._fit)
+
+
 class ProgressView(Callback):
-    """One concise line per trial event, in place of Ray's tables.
+    """One concise line per trial event, in place of Ray's tables, and a live line of the
+    running trials (step of budget, iterations per second, latest FID-lite, ETA): redrawn in
+    place on a terminal, printed as an event line every ``plain_every`` seconds elsewhere.
 
     Counts come from the trial list Tune passes with every event, so they are right
     after a resume too (when Tune restores this callback from the saved experiment).
     """
 
     def __init__(self, planned: int, log: Callable[[str], None] = print,
-                 cluster: bool = False) -> None:
+                 cluster: bool = False, board: Any = None, live: bool = False,
+                 iters: int = 0) -> None:
         self.planned, self.log, self.cluster = planned, log, cluster
+        self.board, self.live, self.iters = board, live, iters
         self.started = time.perf_counter()
         self.waiting_since: float | None = None  # since when some trial waits for resources
         self.waiting_said = -math.inf  # when the last waiting note was printed
+        self.progress_said = time.perf_counter()  # when the live line was last drawn
+        self.drawn = False  # a live line is on the terminal now
 
-    def __getstate__(self) -> dict:  # Tune pickles callbacks; a log function may not pickle
-        return {k: v for k, v in self.__dict__.items() if k != "log"}
+    def __getstate__(self) -> dict:  # Tune pickles callbacks: no log function, no actor
+        return {k: v for k, v in self.__dict__.items() if k not in ("log", "board")}
 
     def __setstate__(self, state: dict) -> None:  # restored by Tuner.restore: a new clock
         self.__dict__.update(state)
-        self.log = lambda line: print(line, flush=True)
-        self.started = time.perf_counter()
+        self.log, self.board, self.drawn = (lambda line: print(line, flush=True)), None, False
+        self.started = self.progress_said = time.perf_counter()
+        RESTORED_VIEWS.append(self)
+
+    def attach(self, log: Callable[[str], None], board: Any, live: bool) -> None:
+        """After a restore: the search's own output and progress board."""
+        self.log, self.board, self.live = log, board, live
+
+    def say(self, line: str) -> None:
+        """An event line (a live line on the terminal is cleared first)."""
+        self.clear()
+        self.log(line)
+
+    def clear(self) -> None:
+        """Remove the live line from the terminal (any view's: views follow each other)."""
+        if self.live:
+            sys.stdout.write("\r\x1b[K")
+            sys.stdout.flush()
+        self.drawn = False
+
+    def on_experiment_end(self, trials, **info):  # noqa: ANN001
+        self.clear()
 
     def _line(self, text: str, trials: list, ending: tuple[str, str] | None = None) -> None:
         counts: dict[str, int] = {}
@@ -162,11 +209,13 @@ class ProgressView(Callback):
                       for t in trials)
         ended = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none ended"
         best_text = f"best FID-lite {best[0]:.3f} ({best[1]})" if best else "no score yet"
-        self.log(f"[{time.perf_counter() - self.started:5.0f}s] {text:42s} | {running} running, "
+        self.say(f"[{time.perf_counter() - self.started:5.0f}s] {text:42s} | {running} running, "
                  f"{sum(counts.values())}/{self.planned} ended ({ended}) | {best_text}")
 
     def on_step_end(self, iteration, trials, **info):  # noqa: ANN001
-        """Say so when trials wait for resources (e.g. GPU workers the autoscaler is adding)."""
+        """The live line, and a note when trials wait for resources (e.g. GPU workers the
+        autoscaler is adding)."""
+        self._live(trials)
         waiting = [t for t in trials if t.status == "PENDING"]
         now = time.perf_counter()
         if not waiting:
@@ -175,7 +224,29 @@ class ProgressView(Callback):
         self.waiting_since = self.waiting_since or now
         if now - self.waiting_since >= WAIT_NOTE_AFTER_S and now - self.waiting_said >= WAIT_NOTE_EVERY_S:
             self.waiting_said = now
-            self.log(f"[{now - self.started:5.0f}s] {waiting_note(waiting, trials, self.cluster)}")
+            self.say(f"[{now - self.started:5.0f}s] {waiting_note(waiting, trials, self.cluster)}")
+
+    def _live(self, trials: list) -> None:
+        every = LIVE_EVERY_S if self.live else PLAIN_EVERY_S
+        now = time.perf_counter()
+        if self.board is None or now - self.progress_said < every:
+            return
+        self.progress_said = now
+        try:
+            posted = ray.get(self.board.read.remote(), timeout=2)
+        except Exception:  # noqa: BLE001 - the live line is a courtesy, never a failure
+            return
+        line = live_line(posted, trials, self.planned, self.iters)
+        if line is None:
+            return
+        stamp = f"[{now - self.started:5.0f}s] {line}"
+        if self.live:
+            columns = shutil.get_terminal_size((160, 24)).columns
+            sys.stdout.write("\r\x1b[K" + stamp[:columns - 1])
+            sys.stdout.flush()
+            self.drawn = True
+        else:
+            self.log(stamp)
 
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
         self._line(f"trial {trial.trial_id} started", trials)
@@ -196,6 +267,32 @@ class ProgressView(Callback):
 
 
 WAIT_NOTE_AFTER_S, WAIT_NOTE_EVERY_S = 10.0, 60.0
+# the live line: redrawn every 2 s on a terminal; a plain line every 30 s in a log or CI
+LIVE_EVERY_S = float(os.environ.get("GAN_SEARCH_LIVE_EVERY_S", 2.0))
+PLAIN_EVERY_S = float(os.environ.get("GAN_SEARCH_PLAIN_EVERY_S", 30.0))
+
+
+def live_line(posted: dict, trials: list, planned: int, iters: int) -> str | None:
+    """"running: 3f2a 600/1200 85 it/s FID-lite 12.3 | ... | ETA 2m10s" for the running trials."""
+    running = [(t.trial_id, posted[t.trial_id]) for t in trials
+               if t.status == "RUNNING" and t.trial_id in posted]
+    if not running:
+        return None
+    parts = [f"{tid[:8]} {p['step']:.0f}/{p['iters']:.0f} {p['rate']:.0f} it/s"
+             + (f" FID-lite {p['fid']:.2f}" if math.isfinite(p["fid"]) else "")
+             for tid, p in running]
+    rate = sum(p["rate"] for _, p in running)
+    ended = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+    left = sum(p["iters"] - p["step"] for _, p in running) + \
+        max(0, planned - ended - len(running)) * iters
+    eta = f"ETA {_duration(left / rate)}" if rate > 0 else "ETA -"
+    return "running: " + " | ".join(parts) + f" | {eta}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def waiting_note(waiting: list, trials: list, cluster: bool) -> str:

@@ -25,8 +25,8 @@ from gan_search.config import SearchConfig  # noqa: E402
 from gan_search.errors import ConfigError  # noqa: E402
 from gan_search.files import write_text_atomic  # noqa: E402
 from gan_search.placement import Placement, place_trials  # noqa: E402
-from gan_search.report import (ProgressView, SearchOutcome, TrialRow, leaderboard,  # noqa: E402,F401
-                               pareto_front)
+from gan_search.report import (RESTORED_VIEWS, ProgressBoard, ProgressView,  # noqa: E402,F401
+                               SearchOutcome, TrialRow, leaderboard, pareto_front)
 from gan_search.search_names import tune_root  # noqa: E402
 from gan_search.trainable import trial_status  # noqa: E402
 from gan_search.tuning import (CONFIRM_DIR, CollapseStopper, build_sampler,  # noqa: E402,F401
@@ -72,9 +72,9 @@ def search_params(config: SearchConfig, placement: Placement | None = None) -> d
 
 def run_search(config: SearchConfig, resume: bool = False, callbacks: list | None = None,
                log: Callable[[str], None] = print, tracking_uri: str | None = None,
-               track: bool = True) -> SearchOutcome:
+               track: bool = True, live: bool = False) -> SearchOutcome:
     """Run (or resume) a search, confirm its winners, say what mattered; record it all in
-    MLflow, and return the outcome."""
+    MLflow, and return the outcome. ``live``: redraw the progress line in place (a terminal)."""
     from gan_search import tracking
 
     # --address: the head found, reachable and accepting our token, or one line (bounded)
@@ -92,7 +92,8 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
         log(f"note: {placement.note}")
     log(f"scores: FID-lite ({evaluator.extractor_name}) and collapse on N={evaluator.n} against "
         f"{splits.description}; trials train on the other {len(splits.train.images):,} images")
-    trainable = _trainable(config, placement, splits.train, evaluator)
+    board = ray.remote(num_cpus=0)(ProgressBoard).remote()  # the live line's source
+    trainable = _trainable(config, placement, splits.train, evaluator, board)
     started = time.perf_counter()
     tracker = None
     if track:
@@ -101,12 +102,13 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
                                          config.spec.path, pending_dir=summary_dir(config),
                                          baseline=config.baseline_point(), log=log)
         tracker.start()
-    view = ProgressView(config.trials, log=log, cluster=address is not None)
+    view = ProgressView(config.trials, log=log, cluster=address is not None, board=board,
+                        live=live, iters=config.iters)
     grid, tracker = _fit(path, resume, trainable, lambda cbs: search_tuner(
         config, trainable, storage_root(config), cbs), [view, *(callbacks or [])], tracker)
     outcome = _outcome(config, path, grid, started)
     if not outcome.interrupted and config.confirm > 0:
-        tracker = _confirm(config, trainable, outcome, resume, log, tracker)
+        tracker = _confirm(config, trainable, outcome, resume, view, tracker)
     _what_mattered(config, outcome, log)
     outcome.seconds = time.perf_counter() - started
     summary = write_summary(outcome, config)
@@ -124,8 +126,11 @@ def _fit(path: str, resume: bool, trainable: Any, new_tuner: Callable[[list], An
     from gan_search import tracking
 
     if resume and tune.Tuner.can_restore(path):
+        RESTORED_VIEWS.clear()
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
+        for restored in RESTORED_VIEWS:  # Tune's copy of our view: give it our output back
+            restored.attach(callbacks[0].log, callbacks[0].board, callbacks[0].live)
         if tracker is not None:
             tracker = tracking.RESTORED.pop(tracker.search_name, tracker)
     else:
@@ -152,19 +157,21 @@ ENDED = ("finished", "stopped", "collapsed", "diverged", "failed")
 
 
 def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resume: bool,
-             log: Callable[[str], None], tracker: Any) -> Any:
+             search_view: ProgressView, tracker: Any) -> Any:
     """Retrain the top configurations (and the baseline) with fresh seeds at the full
     budget; rank them by the mean of the first objective (confirm.py)."""
     candidates = confirm.pick_candidates(outcome.rows, config.confirm)
     if not candidates:
-        log("confirmation: no trial trained to its end; nothing to confirm")
+        search_view.say("confirmation: no trial trained to its end; nothing to confirm")
         return tracker
     seeds = confirm.fresh_seeds(config.confirm_seeds)
     trials = confirm.trial_configs(candidates, seeds)
     path = f"{outcome.path}/{CONFIRM_DIR}"
-    log(f"confirming {len(candidates)} configurations ({', '.join(c.trial_id + (' baseline' if c.baseline else '') for c in candidates)}) "
-        f"with fresh seeds {seeds}: {len(trials)} trials of {config.iters} iterations")
-    view = ProgressView(len(trials), log=log, cluster=config.address is not None)
+    names = ", ".join(c.trial_id + (" baseline" if c.baseline else "") for c in candidates)
+    search_view.say(f"confirming {len(candidates)} configurations ({names}) with fresh seeds "
+                    f"{seeds}: {len(trials)} trials of {config.iters} iterations")
+    view = ProgressView(len(trials), log=search_view.log, cluster=config.address is not None,
+                        board=search_view.board, live=search_view.live, iters=config.iters)
     grid, tracker = _fit(path, resume, trainable, lambda cbs: confirm_tuner(
         config, trainable, outcome.path, cbs, trials), [view], tracker)
     outcome.confirm_rows = _rows(grid, config, saved_trial_states(path))
@@ -246,7 +253,8 @@ def connect(address: str | None) -> None:
                           f"{' '.join(str(err).split())[:300]}") from None
 
 
-def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator: Any) -> Any:
+def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator: Any,
+               board: Any) -> Any:
     """The trial function with its shared inputs (through the object store) and resources."""
     from gan_search.trainable import run_trial
 
@@ -257,7 +265,7 @@ def _trainable(config: SearchConfig, placement: Placement, data: Any, evaluator:
                 "collapse_patience": spec.scheduler.collapse_patience}
     return tune.with_resources(
         tune.with_parameters(run_trial, images=data.images, evaluator_state=evaluator.state(),
-                             settings=settings), placement.resources())
+                             settings=settings, board=board), placement.resources())
 
 
 def saved_trial_states(path: str) -> dict[str, str]:

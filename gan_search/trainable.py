@@ -21,6 +21,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class TrialError(RuntimeError):
 
 
 def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: dict,
-              settings: dict[str, Any]) -> None:
+              settings: dict[str, Any], board: Any = None) -> None:
     """Train and evaluate one configuration, reporting each evaluation to Tune.
 
     A trial that fails for its own reasons (an error in its code or configuration, a GPU
@@ -61,9 +62,11 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         images: the shared uint8 dataset (from the object store).
         evaluator_state: ``Evaluator.state()`` of the driver (real statistics).
         settings: base trial settings, the GPU share, the collapse rule (threshold, patience).
+        board: the search's ProgressBoard actor (report.py), told the step and speed between
+            evaluations for the live progress line; None: nobody listens.
     """
     try:
-        _train_and_report(config, images, evaluator_state, settings)
+        _train_and_report(config, images, evaluator_state, settings, board)
     except Exception as err:  # noqa: BLE001 - the trial's own error: reported, not retried
         message = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         tune.report({"status": "failed", "message": message, **ended_scores(settings)})
@@ -87,7 +90,7 @@ def trial_device(settings: dict[str, Any]) -> str:
 
 
 def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_state: dict,
-                      settings: dict[str, Any]) -> None:
+                      settings: dict[str, Any], board: Any = None) -> None:
     from gan_search.config import TrainConfig
 
     trial_config = TrainConfig.from_dict({**settings["base"], **settings_of(config)},
@@ -105,15 +108,17 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
 
     resumed_from = trainer.step  # > 0 when Tune restored this trial (resume, lost node)
     every = trial_config.eval_every
+    poster = _Poster(board, trial_config.iters, trainer.step)
     while trainer.step < trial_config.iters:
         target = min(trial_config.iters, (trainer.step // every + 1) * every)
-        outcome = trainer.train(target, sync_every=min(25, every))
+        outcome = trainer.train(target, sync_every=min(25, every), on_sync=poster)
         losses = outcome.history[-1] if outcome.history else {}
         if outcome.status == "diverged":
             tune.report({"status": "diverged", "step": trainer.step, "message": outcome.message,
                          **ended_scores(settings)})
             return
         scores = evaluator.score(trainer.sample(evaluator.n))
+        poster.fid = float(scores["fid_lite"])
         metrics = _progress_metrics(scores, progress, trainer.step, settings)
         metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
                         "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
@@ -131,6 +136,26 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         # a collapsed trial is ended by the collapse stopper (search.CollapseStopper) at this
         # report: Tune stops the function before it trains another interval
+
+
+class _Poster:
+    """Posts the step and speed to the progress board at most every POST_EVERY_S, without
+    waiting for an answer (the driver reads the board for the live line)."""
+
+    POST_EVERY_S = 1.0
+
+    def __init__(self, board: Any, iters: int, step: int) -> None:
+        self.board, self.iters, self.fid = board, iters, math.inf
+        self.trial_id = tune.get_context().get_trial_id() if board is not None else None
+        self.last, self.last_step = time.perf_counter(), step
+
+    def __call__(self, trainer: GANTrainer, means: dict[str, float]) -> None:
+        now = time.perf_counter()
+        if self.board is None or now - self.last < self.POST_EVERY_S:
+            return
+        rate = (trainer.step - self.last_step) / (now - self.last)
+        self.board.post.remote(self.trial_id, trainer.step, self.iters, rate, self.fid)
+        self.last, self.last_step = now, trainer.step
 
 
 def _trained_as(trainer: GANTrainer) -> dict[str, Any]:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 from PIL import Image, ImageStat
 
 from gan_search.config import search_config
 from gan_search.search import run_search
 from gan_search.space import load_space
-from gan_search.tracking import store_paths
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("GAN_SEARCH_TEST_ARTIFACTS",
@@ -46,7 +44,7 @@ def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=120)
 
 
-def test_mlflow_ui_lists_the_trials_of_a_search(tmp_path):
+def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tmp_path):
     space = {"data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 128}},
              "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2}},
              "fixed": {"z_dim": 8, "batch_size": 32, "g_width": 4, "d_width": 4},
@@ -54,36 +52,42 @@ def test_mlflow_ui_lists_the_trials_of_a_search(tmp_path):
              "resources": {"cpu": 1}, "concurrency": 2}
     (tmp_path / "uitest.yaml").write_text(yaml.safe_dump(space))
     spec = load_space(str(tmp_path / "uitest.yaml"))
-    run_search(search_config(spec, runs_dir=str(tmp_path), name="ui-search", confirm=0),
-               log=lambda l: None)
-    experiment = MlflowClient(store_paths(str(tmp_path))[0]).get_experiment_by_name("uitest")
+    outcome = run_search(search_config(spec, runs_dir=str(tmp_path), name="ui-search", confirm=0),
+                         log=lambda l: None)
+    ranked = [r.trial_id for r in sorted(outcome.rows, key=lambda r: r.metrics["fid_lite_best"])]
 
     port = free_port()
     ui = subprocess.Popen([str(Path(sys.executable).parent / "gan-search"), "ui", "--runs-dir",
-                           str(tmp_path), "--port", str(port)],
+                           str(tmp_path), "--port", str(port), "--no-browser"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           start_new_session=True)
     try:
-        url = f"http://127.0.0.1:{port}/"
+        printed = [ui.stdout.readline(), ui.stdout.readline()]
+        url = printed[1].strip()  # exactly the link the command printed
+        assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/"), printed
+        assert "workflowType=machine_learning" in url and "viewStateShareKey=ui-search" in url
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with urllib.request.urlopen(url.split("#")[0], timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
                 if time.monotonic() > deadline or ui.poll() is not None:
                     pytest.fail(f"the MLflow UI did not start on {url}")
                 time.sleep(1)
-        page = f"{url}#/experiments/{experiment.experiment_id}/runs"
-        dom = chromium(page, tmp_path / "profile1", "--dump-dom").stdout
-        assert "ui-search" in dom  # the search's parent run, by name
+        dom = chromium(url, tmp_path / "profile1", "--dump-dom").stdout
         import re
         text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
-        assert "4 matching runs" in text, text[:3000]  # the parent and its three trial runs
+        assert "Observability" not in text  # the training runs view, not the GenAI overview
+        assert "3 matching runs" in text and "ui-search" not in text.replace(  # trials only
+            "ui-search: trials by best FID-lite", ""), text[:3000]
+        positions = [text.find(f"trial_{t}") for t in ranked]
+        assert all(p >= 0 for p in positions) and positions == sorted(positions), (ranked, text[:3000])
+        assert "fid_lite_best" in dom and "best_step" in dom  # the score columns are shown
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "mlflow_ui_runs.png"
-        chromium(page, tmp_path / "profile2", f"--screenshot={shot}")
+        chromium(url, tmp_path / "profile2", f"--screenshot={shot}")
         with Image.open(shot) as image:
             assert image.size == (1400, 900)
             grey = image.convert("L")

@@ -85,6 +85,16 @@ def runs_url(base: str, experiment: str, search: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment}/runs?{query}"
 
 
+def search_url(runs_dir: str, search: str | None, base: str) -> str:
+    """The UI link to a search's trials (``search``, or the newest search in the store)."""
+    uri = require_store(runs_dir)
+    client = MlflowClient(uri)
+    if search is None and not searches(client):
+        return f"{base.rstrip('/')}/#/experiments"  # an empty store: the experiment list
+    parent = find_search(client, search, uri)
+    return runs_url(base, parent.info.experiment_id, parent.data.tags[SEARCH_TAG])
+
+
 def require_store(runs_dir: str) -> str:
     """The embedded store's URI; one clear error when the runs directory has none."""
     uri = store_paths(runs_dir)[0]

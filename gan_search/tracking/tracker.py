@@ -104,16 +104,19 @@ class MlflowTracker(Callback):
         self.last_error: str | None = None
         self.log = log
         self._client: MlflowClient | None = None
+        self._checkpoints: dict[str, Any] = {}  # trial -> its best tune.Checkpoint (this run)
 
     # Tune pickles callbacks with its experiment: no client, no log function
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_client", "log")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_client", "log",
+                                                                    "_checkpoints")}
 
     def __setstate__(self, state: dict) -> None:
         # Tuner.restore unpickles this callback: register it, so the resumed search goes on
         # with the same instance; records MLflow did not take before are loaded again
         self.__dict__.update(state)
         self._client, self.log, self.resumed = None, lambda line: print(line, flush=True), True
+        self._checkpoints = {}
         self.load_pending()
         RESTORED[self.search_name] = self
 
@@ -158,7 +161,9 @@ class MlflowTracker(Callback):
     # ------------------------------------------------------------ parent run
 
     def start(self) -> None:
-        """Create the parent run, or find it again when the search is resumed."""
+        """Create the parent run, or find it again when the search is resumed (with any
+        records an earlier run could not write)."""
+        self.load_pending()
         self._sync(force=True)
 
     def _ensure_parent(self) -> None:
@@ -323,7 +328,8 @@ class MlflowTracker(Callback):
         client.log_batch(record.run_id, tags=tags)
         if record.checkpoint and "checkpoint/generator.pt" not in {
                 f.path for f in client.list_artifacts(record.run_id, "checkpoint")}:
-            log_generator(client, record.run_id, record.checkpoint)
+            log_generator(client, record.run_id,
+                          self._checkpoints.get(record.trial_id, record.checkpoint))
         client.set_terminated(record.run_id, RUN_STATUS.get(record.status, "FINISHED"))
         record.closed = True
 
@@ -366,7 +372,9 @@ class MlflowTracker(Callback):
         result = trial.last_result or {}
         record.status, record.message = trial_status(result, None), result.get("message")
         best = best_checkpoint(trial)
-        record.checkpoint = checkpoint_uri(best) if best is not None else None
+        if best is not None:  # the object here; its URI in the ledger, for a later retry
+            self._checkpoints[trial.trial_id] = best
+            record.checkpoint = checkpoint_uri(best)
         self._sync()
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
@@ -400,7 +408,7 @@ class MlflowTracker(Callback):
         self.parent_id = self.parent_id or state.get("parent_id")
         for raw in state["records"]:
             raw["metrics"] = {int(k): v for k, v in raw["metrics"].items()}
-            self.records[raw["trial_id"]] = TrialRecord(**{**raw, "check_first": True})
+            self.records.setdefault(raw["trial_id"], TrialRecord(**{**raw, "check_first": True}))
 
 
 def _text(value: Any) -> str:
@@ -443,7 +451,7 @@ def read_file(checkpoint: Any, name: str) -> bytes:
         return f.read()
 
 
-def log_generator(client: MlflowClient, run_id: str, checkpoint: str) -> None:
+def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
     """The best checkpoint's generator (weights, config, step: loads with weights_only) and
     grid as ``checkpoint/`` artifacts, read alone from the checkpoint."""
     import tempfile
