@@ -1,23 +1,27 @@
-"""gan-search benchmark suite: the engine against a plain DCGAN loop, side by side in one run.
+"""gan-search benchmark suite: every figure side by side in one run, as ratios.
 
     python benchmarks/run.py            # full suite (see benchmarks/README.md for its time)
-    python benchmarks/run.py --quick    # small sizes, 1 seed: checks that everything runs
+    python benchmarks/run.py --quick    # small sizes, 1 seed: checks that everything runs (CI)
 
-Each figure is a median over repeats that interleave the two sides (shared, noisy
-machines): ratios, not absolute times, are the result. Writes the table as JSON and
-Markdown (machine, date, versions) to --out (default benchmarks/results/).
+Each timing is a median over repeats that interleave the sides compared (shared, noisy
+machines): ratios, not absolute times, are the result. Writes JSON and Markdown (machine,
+CPU model, date, versions) to --out (default benchmarks/results/).
 
-1. throughput: GANTrainer vs a pytorch/examples-style DCGAN loop (DataLoader over decoded
-   images, per-batch host-to-device copy, fp32 eager, default Adam, a .item() per step),
-   same models, data, batch size and steps; images per second, ratio.
-2. packing (GPU only): K trials sharing one GPU vs the same K one after another.
-3. orchestration: a search of fixed-length trials vs the sum of the same trials' bare
+1. throughput: GANTrainer (precision auto: bf16 + channels-last where the CPU runs bf16
+   natively, and on CUDA) and GANTrainer in fp32, against a pytorch/examples-style DCGAN loop
+   (DataLoader over decoded images, per-batch host-to-device copy, fp32 eager, default Adam,
+   a .item() per step); same models, data, batch and steps; images/s, ratio, and achieved
+   GFLOP/s from torch's FLOP counter. On CUDA also the compiled step.
+2. the bf16 choice: the same bf16 / fp32 ratio with oneDNN held below bf16 instructions
+   (ONEDNN_MAX_CPU_ISA=AVX512_CORE), i.e. on a CPU without native bf16 (CPU only).
+3. packing (GPU only): K = 1, 2, 4, 8 trials as separate processes on one GPU.
+4. orchestration: a search of fixed-length trials against the sum of the same trials' bare
    time (training + evaluations) divided by the concurrency (goal <= 1.10).
-4. evaluation: one evaluation as a share of the training time of one eval interval at
-   the space's defaults (goal <= 5%).
-5. search efficiency on digits: TPE + ASHA vs random search without early stopping at
-   equal compute, over seeds: the compute (training iterations) each needs to reach random
-   search's final best FID-lite (goal: TPE + ASHA in a third or less).
+5. evaluation: one evaluation as a share of one eval interval's training (goal <= 5%).
+6. search efficiency (efficiency.py): TPE + ASHA vs random search, and vs the baseline
+   trained once for the whole budget.
+7. precision quality: FID-lite after the same iterations, fp32 vs bf16, over seeds.
+8. the default `gan-search run`, timed as a user runs it (full suite only).
 """
 
 from __future__ import annotations
@@ -41,13 +45,14 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from efficiency import efficiency  # noqa: E402
 from eval_cost import measure as measure_eval  # noqa: E402
 
 from gan_search.config import TrainConfig, search_config  # noqa: E402
-from gan_search.data import load_dataset  # noqa: E402
+from gan_search.data import load_dataset, load_splits  # noqa: E402
 from gan_search.models import build_models  # noqa: E402
-from gan_search.space import load_space, parse_space  # noqa: E402
-from gan_search.train import GANTrainer  # noqa: E402
+from gan_search.space import parse_space  # noqa: E402
+from gan_search.train import GANTrainer, native_bf16_cpu  # noqa: E402
 
 
 # ---------------------------------------------------------------- 1. throughput
@@ -91,70 +96,155 @@ def baseline_loop(config: TrainConfig, images: torch.Tensor, steps: int, device:
 
 def engine_loop(config: TrainConfig, images: torch.Tensor, steps: int, device: str) -> float:
     trainer = GANTrainer(config, images, device=device)
+    trainer.train(3, sync_every=3)  # warm-up (and compilation, when compiled)
     started = time.perf_counter()
-    trainer.train(steps, sync_every=25)
+    trainer.train(3 + steps, sync_every=25)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
-def throughput(quick: bool, device: str, repeats: int) -> list[dict]:
-    cases = [("digits", 16, 1, 32, 64)] if quick else [
-        ("digits", 16, 1, 32, 64), ("digits", 32, 1, 64, 64), ("fake", 64, 3, 64, 64)]
-    steps = 20 if quick else 60
+def flops_per_image(config: TrainConfig, images: torch.Tensor) -> float:
+    """FLOPs of one training iteration per image (D and G, forward and backward), counted by
+    torch's FLOP counter on one fp32 step on the CPU."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    trainer = GANTrainer(config.replace(precision="fp32", compile="off"), images, device="cpu")
+    with FlopCounterMode(display=False) as counter:
+        trainer.train_step()
+    return counter.get_total_flops() / config.batch_size
+
+
+def throughput_cases(quick: bool, device: str) -> list[tuple]:
+    """(source, size, channels, width, batch) of each throughput row."""
+    if quick:
+        return [("digits", 16, 1, 32, 64)]
     if device.startswith("cuda"):
-        steps *= 10
+        return [("fake", size, 3, width, batch) for size in (32, 64) for width in (64, 128)
+                for batch in (64, 128)]
+    return [("digits", 16, 1, 32, 64), ("digits", 32, 1, 64, 64), ("fake", 64, 3, 64, 64)]
+
+
+def throughput(quick: bool, device: str, repeats: int) -> list[dict]:
     rows = []
-    for source, size, channels, width, batch in cases:
-        options = {"n": 2000} if source == "fake" else {}
-        images = load_dataset(source, size, channels, options).images
+    variants = {"engine": {}, "engine_fp32": {"precision": "fp32"}}
+    if device.startswith("cuda"):
+        variants.update(engine_compiled={"compile": "on"},
+                        engine_compiled_fp32={"compile": "on", "precision": "fp32"})
+    for source, size, channels, width, batch in throughput_cases(quick, device):
+        images = load_dataset(source, size, channels, {"n": 2000} if source == "fake" else {}).images
         config = TrainConfig(image_size=size, channels=channels, g_width=width, d_width=width,
-                             batch_size=batch, z_dim=100)
-        engine_loop(config, images, 3, device), baseline_loop(config, images, 3, device)  # warm up
-        ours, base = [], []
+                             batch_size=batch, z_dim=100, compile="off")
+        steps = (5 if quick else max(6, int(3000 / (size * width / 16)))) * \
+            (20 if device.startswith("cuda") else 1)
+        baseline_loop(config, images, 2, device)  # warm up
+        times: dict[str, list[float]] = {k: [] for k in ("baseline", *variants)}
         for _ in range(repeats):  # interleaved
-            ours.append(engine_loop(config, images, steps, device))
-            base.append(baseline_loop(config, images, steps, device))
-        per_s = lambda t: steps * batch / statistics.median(t)  # noqa: E731
-        rows.append({"case": f"{source} {size}x{size}x{channels}, width {width}, batch {batch}",
-                     "device": device, "steps": steps, "engine_img_s": round(per_s(ours), 1),
-                     "baseline_img_s": round(per_s(base), 1),
-                     "ratio": round(per_s(ours) / per_s(base), 3)})
+            times["baseline"].append(baseline_loop(config, images, steps, device))
+            for name, changes in variants.items():
+                times[name].append(engine_loop(config.replace(**changes), images, steps, device))
+        per_s = {k: steps * batch / statistics.median(v) for k, v in times.items()}
+        flops = flops_per_image(config, images)
+        row = {"case": f"{source} {size}x{size}x{channels}, width {width}, batch {batch}",
+               "device": device, "steps": steps, "gflop_per_image": round(flops / 1e9, 3),
+               "baseline_img_s": round(per_s["baseline"], 1)}
+        for name in variants:
+            row[f"{name}_img_s"] = round(per_s[name], 1)
+            row[f"{name}_ratio"] = round(per_s[name] / per_s["baseline"], 3)
+            row[f"{name}_gflop_s"] = round(per_s[name] * flops / 1e9, 1)
+        row["bf16"] = GANTrainer(config, images[:batch], device=device).use_bf16
+        rows.append(row)
     return rows
 
 
-# ---------------------------------------------------------------- 2. packing (GPU)
+# ---------------------------------------------------------------- 2. the bf16 choice
 
-def packing(quick: bool, k: int = 4) -> dict:
-    """K trials at once on one GPU (processes) vs the same K one after another."""
+BF16_PROBE = """
+import json, statistics, sys, time, torch
+from gan_search.config import TrainConfig
+from gan_search.data import load_dataset
+from gan_search.train import GANTrainer
+torch.set_num_threads(1)
+out = {}
+for size, channels, width in json.loads(sys.argv[1]):
+    images = load_dataset("fake", size, channels, {"n": 600}).images
+    seconds = {}
+    for precision in ("fp32", "bf16"):
+        trainer = GANTrainer(TrainConfig(image_size=size, channels=channels, g_width=width,
+                                         d_width=width, precision=precision), images, device="cpu")
+        trainer.train(2)
+        steps, runs = int(sys.argv[2]), []
+        for _ in range(3):
+            started = time.perf_counter()
+            trainer.train(trainer.step + steps)
+            runs.append((time.perf_counter() - started) / steps)
+        seconds[precision] = statistics.median(runs)
+    out[f"{size}x{size}x{channels} width {width}"] = round(seconds["fp32"] / seconds["bf16"], 3)
+print(json.dumps(out))
+"""
+
+
+def bf16_choice(quick: bool) -> dict:
+    """bf16 + channels-last over fp32 (per step, one thread), with this CPU's own ISA and with
+    oneDNN held below bf16 instructions: why `precision: auto` asks the CPU first."""
+    cases = [(16, 1, 32)] if quick else [(16, 1, 32), (32, 1, 64), (64, 3, 64)]
+    steps = "3" if quick else "8"
+    out = {"native_bf16": native_bf16_cpu()}
+    for label, env in (("this_cpu", {}), ("without_bf16_isa", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"})):
+        done = subprocess.run([sys.executable, "-c", BF16_PROBE, json.dumps(cases), steps],
+                              env={**os.environ, **env}, capture_output=True, text=True,
+                              timeout=3600)
+        out[label] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 \
+            else {"error": done.stderr[-300:]}
+    return out
+
+
+# ---------------------------------------------------------------- 3. packing (GPU)
+
+PACK_WORKER = """
+import json, sys, time, torch
+from gan_search.config import TrainConfig
+from gan_search.data import load_dataset
+from gan_search.train import GANTrainer
+size, width, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+config = TrainConfig(image_size=size, channels=3, g_width=width, d_width=width, batch_size=64,
+                     iters=steps)
+trainer = GANTrainer(config, load_dataset("fake", size, 3, {"n": 2000}).images, device="cuda")
+trainer.train(20)
+torch.cuda.synchronize()
+started = time.perf_counter()
+trainer.train(20 + steps)
+torch.cuda.synchronize()
+print(json.dumps({"seconds": time.perf_counter() - started,
+                  "peak_mib": torch.cuda.max_memory_allocated() / 2**20}))
+"""
+
+
+def packing(quick: bool) -> dict:
+    """K trials at once on one GPU (separate processes, as fractional resources.gpu makes
+    them) against one alone: total images/s and each one's GPU memory."""
     if not torch.cuda.is_available():
         return {"skipped": "no GPU on this machine"}
-    steps = 200 if quick else 1000
-    script = ("import sys, torch; from gan_search.config import TrainConfig; "
-              "from gan_search.data import load_dataset; from gan_search.train import GANTrainer; "
-              "c = TrainConfig(image_size=32, channels=1, g_width=32, d_width=32, batch_size=64); "
-              "d = load_dataset('digits', 32, 1).images; "
-              f"GANTrainer(c, d, device='cuda').train({steps}); torch.cuda.synchronize()")
-    run = lambda n: [subprocess.Popen([sys.executable, "-c", script]) for _ in range(n)]  # noqa: E731
-    for p in run(1):  # warm caches
-        p.wait()
-    together, alone = [], []
-    for _ in range(3):
-        started = time.perf_counter()
-        for p in run(k):
-            p.wait()
-        together.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        for _ in range(k):
-            for p in run(1):
-                p.wait()
-        alone.append(time.perf_counter() - started)
-    return {"k": k, "steps": steps, "packed_s": round(statistics.median(together), 2),
-            "sequential_s": round(statistics.median(alone), 2),
-            "speedup": round(statistics.median(alone) / statistics.median(together), 3)}
+    load_dataset("fake", 64, 3, {"n": 2000})
+    steps = 100 if quick else 1000
+    rows = []
+    for size, width in ((32, 64), (64, 64)):
+        for k in (1, 2, 4, 8):
+            procs = [subprocess.Popen([sys.executable, "-c", PACK_WORKER, str(size), str(width),
+                                       str(steps)], stdout=subprocess.PIPE, text=True)
+                     for _ in range(k)]
+            reports = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+            wall = max(r["seconds"] for r in reports)
+            rows.append({"size": size, "width": width, "k": k, "steps": steps,
+                         "img_s_total": round(k * steps * 64 / wall, 1),
+                         "peak_mib_each": round(max(r["peak_mib"] for r in reports))})
+    for row in rows:
+        alone = next(r for r in rows if r["size"] == row["size"] and r["k"] == 1)
+        row["speedup_vs_1"] = round(row["img_s_total"] / alone["img_s_total"], 3)
+    return {"rows": rows}
 
 
-# ---------------------------------------------------------------- 3. orchestration
+# ---------------------------------------------------------------- 4. orchestration
 
 ORCH_SPACE = {
     "data": {"source": "digits", "size": 16, "channels": 1},
@@ -181,13 +271,12 @@ def bare_trial(config: TrainConfig, images: torch.Tensor, evaluator_state: dict)
 
 
 def orchestration(quick: bool, folder: Path) -> dict:
-    from gan_search.data import dataset_key
     from gan_search.metrics import Evaluator
     from gan_search.search import run_search
 
-    trials, iters, concurrency = (4, 200, 2) if quick else (8, 600, 2)
+    trials, iters, concurrency = (2, 100, 2) if quick else (8, 600, 2)
     raw = {**ORCH_SPACE, "budget": {"trials": trials, "iters": iters, "eval_every": iters // 2,
-                                    "eval_samples": 500}, "concurrency": concurrency}
+                                    "eval_samples": 400}, "concurrency": concurrency}
     path = folder / "orchestration.yaml"
     path.write_text(json.dumps(raw))
     config = search_config(parse_space(raw, str(path)), runs_dir=str(folder), name="orchestration",
@@ -195,139 +284,129 @@ def orchestration(quick: bool, folder: Path) -> dict:
     started = time.perf_counter()
     outcome = run_search(config, log=lambda line: None)
     search_s = time.perf_counter() - started
-    data = load_dataset("digits", 16, 1)
-    state = Evaluator(data, n=500, dataset_key=dataset_key("digits", 16, 1, {})).state()
+    splits = load_splits("digits", 16, 1, {}, 400)
+    state = Evaluator(splits.reference, n=400, train=splits.train).state()
     threads = torch.get_num_threads()
-    bare = [bare_trial(config.trial_config(r.params), data.images, state) for r in outcome.rows]
+    bare = [bare_trial(config.trial_config(r.params), splits.train.images, state)
+            for r in outcome.rows]
     torch.set_num_threads(threads)
     ideal = sum(bare) / concurrency
     return {"trials": trials, "iters": iters, "concurrency": concurrency,
-            "search_s": round(search_s, 2), "bare_sum_s": round(sum(bare), 2),
-            "ideal_s": round(ideal, 2), "ratio": round(search_s / ideal, 3),
+            "search_s": round(search_s, 2), "fit_s": round(outcome.seconds, 2),
+            "bare_sum_s": round(sum(bare), 2), "ideal_s": round(ideal, 2),
+            "ratio": round(search_s / ideal, 3), "fit_ratio": round(outcome.seconds / ideal, 3),
             "mlflow_logging_s": round(outcome.logging_seconds, 2)}
 
 
-# ---------------------------------------------------------------- 5. search efficiency
+# ---------------------------------------------------------------- 7. precision quality
 
-def iterations_to_reach(rows: list, target: float) -> float:
-    """Training iterations consumed (trials in order of finishing) until the best
-    FID-lite so far is <= target; inf if never."""
-    done = 0
-    for row in sorted(rows, key=lambda r: r.metrics.get("timestamp", 0)):
-        done += int(row.metrics.get("step", 0))
-        if row.metrics.get("fid_lite_best", math.inf) <= target:
-            return done
-    return math.inf
+def precision_quality(quick: bool) -> list[dict]:
+    """FID-lite (best of the evaluations) after the same iterations in fp32 and bf16, over
+    seeds, on digits at 16 and 32 px: does bf16 hurt the result beyond seed-to-seed spread?"""
+    from gan_search.metrics import Evaluator
+
+    cases = [(16, 40, 20, 1)] if quick else [(16, 1200, 400, 3), (32, 800, 400, 3)]
+    rows = []
+    for size, iters, every, seeds in cases:
+        splits = load_splits("digits", size, 1, {}, 400)
+        evaluator = Evaluator(splits.reference, n=400, train=splits.train)
+        scores: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        for seed in range(seeds):
+            for precision in scores:
+                config = TrainConfig(image_size=size, channels=1, z_dim=32, g_width=32,
+                                     d_width=32, lr_g=1e-3, lr_d=1e-3, iters=iters, seed=seed,
+                                     precision=precision)
+                trainer, best = GANTrainer(config, splits.train.images, device="cpu"), math.inf
+                while trainer.step < iters:
+                    trainer.train(trainer.step + every)
+                    best = min(best, evaluator.score(trainer.sample(400))["fid_lite"])
+                scores[precision].append(round(best, 3))
+        spread = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
+        rows.append({"size": size, "iters": iters, "seeds": seeds, **scores,
+                     "fp32_mean": round(statistics.fmean(scores["fp32"]), 3),
+                     "bf16_mean": round(statistics.fmean(scores["bf16"]), 3),
+                     "fp32_std": round(spread(scores["fp32"]), 3),
+                     "bf16_std": round(spread(scores["bf16"]), 3)})
+    return rows
 
 
-def efficiency(quick: bool, folder: Path, seeds: int) -> dict:
-    from gan_search.search import run_search
+# ---------------------------------------------------------------- 8. the default run
 
-    spec = load_space("smoke" if quick else "digits")
-    trials = 4 if quick else 12
-    per_seed = []
-    for seed in range(seeds):
-        common = dict(runs_dir=str(folder), trials=trials, seed=seed, confirm=0)
-        random = run_search(search_config(spec, name=f"random-{seed}", sampler="random",
-                                          scheduler="none", **common), log=lambda line: None)
-        budget = sum(int(r.metrics.get("step", 0)) for r in random.rows)
-        target = min(r.metrics.get("fid_lite_best", math.inf) for r in random.rows)
-        # TPE + ASHA gets the same compute: as many trials as fit in random's iterations
-        # (ASHA stops most early), capped at 3x the trials
-        tpe = run_search(search_config(spec, name=f"tpe-{seed}", sampler="tpe",
-                                       scheduler="asha", **{**common, "trials": 3 * trials}),
-                         log=lambda line: None)
-        ordered = sorted(tpe.rows, key=lambda r: r.metrics.get("timestamp", 0))
-        used, kept = 0, []
-        for row in ordered:
-            if used + int(row.metrics.get("step", 0)) > budget:
-                break
-            used += int(row.metrics.get("step", 0))
-            kept.append(row)
-        per_seed.append({
-            "seed": seed, "random_best": round(target, 3),
-            "random_iters_to_best": iterations_to_reach(random.rows, target),
-            "random_iters_total": budget,
-            "tpe_asha_best_at_equal_compute": round(min(
-                (r.metrics.get("fid_lite_best", math.inf) for r in kept), default=math.inf), 3),
-            "tpe_asha_iters_to_reach": iterations_to_reach(kept, target)})
-    shares = [s["tpe_asha_iters_to_reach"] / s["random_iters_to_best"] for s in per_seed]
-    return {"space": spec.name, "trials_random": trials, "seeds": per_seed,
-            "median_compute_ratio": round(statistics.median(shares), 3)}
+def default_run(folder: Path) -> dict:
+    """`gan-search run` as the README's first command runs it, timed from outside."""
+    started = time.perf_counter()
+    done = subprocess.run([str(Path(sys.executable).parent / "gan-search"), "run", "--runs-dir",
+                           str(folder / "default")], capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - started
+    tail = [line for line in done.stdout.splitlines() if line.startswith(
+        ("confirmed winner", "the baseline", "best found", "what mattered", "search "))]
+    return {"seconds": round(seconds, 1), "exit": done.returncode, "summary": tail}
 
 
 # ---------------------------------------------------------------- report
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
 
 def machine() -> dict:
     import optuna
     import ray
 
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.node(), "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(0)
-            if torch.cuda.is_available() else None, "python": platform.python_version(),
-            "torch": torch.__version__, "ray": ray.__version__, "optuna": optuna.__version__}
-
-
-def markdown(report: dict) -> str:
-    m = report["meta"]
-    lines = [f"# gan-search benchmarks ({'quick' if report['quick'] else 'full'})", "",
-             f"{m['date']} on {m['machine']}: {m['cores']} cores, GPU {m['gpu'] or 'none'}; "
-             f"Python {m['python']}, torch {m['torch']}, ray {m['ray']}, optuna {m['optuna']}. "
-             f"Suite time {report['seconds']:.0f} s.", "",
-             "## 1. Training throughput (GANTrainer / pytorch-examples-style loop)", "",
-             "| case | device | engine img/s | baseline img/s | ratio |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['case']} | {r['device']} | {r['engine_img_s']} | {r['baseline_img_s']} | "
-              f"{r['ratio']} |" for r in report["throughput"]]
-    p = report["packing"]
-    lines += ["", "## 2. Packing K trials on one GPU", "",
-              p.get("skipped") or f"K={p['k']}: packed {p['packed_s']} s vs one after another "
-                                  f"{p['sequential_s']} s: {p['speedup']}x"]
-    o = report["orchestration"]
-    lines += ["", "## 3. Orchestration overhead (goal <= 1.10)", "",
-              f"{o['trials']} trials x {o['iters']} iterations, concurrency {o['concurrency']}: "
-              f"search {o['search_s']} s vs bare sum / concurrency {o['ideal_s']} s: "
-              f"**{o['ratio']}** (MLflow logging {o['mlflow_logging_s']} s)"]
-    lines += ["", "## 4. Evaluation cost (goal <= 5% of an eval interval)", "",
-              "| space | size | N | eval (s) | train per interval (s) | share |", "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['space']} | {r['size']}x{r['size']}x{r['channels']} | {r['n']} | {r['eval_s']} | "
-              f"{r['interval_train_s']} ({r['eval_every']} it) | {100 * r['eval_share']:.1f}% |"
-              for r in report["evaluation"]]
-    e = report["efficiency"]
-    lines += ["", "## 5. Search efficiency (goal: TPE+ASHA in 1/3 of random's compute or less)", "",
-              f"space {e['space']}, random search {e['trials_random']} full trials per seed", "",
-              "| seed | random best FID-lite | random iters to its best | TPE+ASHA best at equal compute | TPE+ASHA iters to reach it |",
-              "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {s['seed']} | {s['random_best']} | {s['random_iters_to_best']} | "
-              f"{s['tpe_asha_best_at_equal_compute']} | {s['tpe_asha_iters_to_reach']} |" for s in e["seeds"]]
-    lines += ["", f"median compute ratio (TPE+ASHA / random): **{e['median_compute_ratio']}**", ""]
-    return "\n".join(lines)
+            "machine": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(),
+            "native_bf16": native_bf16_cpu(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "torch": torch.__version__,
+            "ray": ray.__version__, "optuna": optuna.__version__}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="gan-search benchmark suite")
     parser.add_argument("--quick", action="store_true", help="small sizes and 1 seed (CI)")
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for JSON + Markdown")
-    parser.add_argument("--repeats", type=int, help="repeats per side (default 3, quick 2)")
-    parser.add_argument("--seeds", type=int, help="seeds for search efficiency (default 3)")
+    parser.add_argument("--repeats", type=int, help="repeats per side (default 3, quick 1)")
+    parser.add_argument("--seeds", type=int, help="seeds for search efficiency (default 5)")
+    parser.add_argument("--only", nargs="*", help="sections to run (default: all)")
     args = parser.parse_args()
-    repeats = args.repeats or (2 if args.quick else 3)
-    seeds = args.seeds or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 3)
+    seeds = args.seeds or (1 if args.quick else 5)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
     report: dict = {"quick": args.quick, "meta": machine()}
+    sections = {
+        "throughput": lambda tmp: throughput(args.quick, device, repeats),
+        "bf16_choice": lambda tmp: bf16_choice(args.quick) if device == "cpu" else {"skipped": "GPU"},
+        "packing": lambda tmp: packing(args.quick),
+        "orchestration": lambda tmp: orchestration(args.quick, tmp),
+        "evaluation": lambda tmp: [measure_eval(s, repeats, 10 if args.quick else 40) for s in
+                                   (["digits"] if args.quick else
+                                    ["digits", "mnist", "svhn", "faces", "cats"])],
+        "efficiency": lambda tmp: efficiency(args.quick, tmp, seeds),
+        "precision_quality": lambda tmp: precision_quality(args.quick),
+        "default_run": lambda tmp: {"skipped": "full suite only"} if args.quick else default_run(tmp),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        report["throughput"] = throughput(args.quick, device, repeats)
-        report["packing"] = packing(args.quick)
-        report["orchestration"] = orchestration(args.quick, Path(tmp))
-        spaces = ["digits"] if args.quick else ["digits", "mnist", "svhn", "faces", "cats"]
-        report["evaluation"] = [measure_eval(s, repeats, 10 if args.quick else 40) for s in spaces]
-        report["efficiency"] = efficiency(args.quick, Path(tmp), seeds)
+        for name, run in sections.items():
+            if args.only and name not in args.only:
+                continue
+            began = time.perf_counter()
+            report[name] = run(Path(tmp))
+            print(f"{name}: {time.perf_counter() - began:.0f} s", flush=True)
     report["seconds"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{'quick-' if args.quick else ''}{'gpu' if device == 'cuda' else 'cpu'}-{platform.node()}"
+    only = "-" + "-".join(args.only) if args.only else ""
+    stem = f"{'quick-' if args.quick else ''}{'gpu' if device == 'cuda' else 'cpu'}-{platform.node()}{only}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
+    from report_md import markdown
+
     text = markdown(report)
     (out / f"{stem}.md").write_text(text)
     print(text)

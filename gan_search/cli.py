@@ -283,16 +283,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
     (and, where a browser is at hand, open) the link to a search's trials, best first."""
     import subprocess
 
-    from gan_search.tracking import search_url, ui_command
+    from gan_search.tracking import require_store, search_url, ui_command
 
-    check_listen(args.host, args.port)
     if args.search is not None:
         from gan_search.search_names import check_name
 
         check_name(args.search)
+    if args.tracking_uri:  # a server that runs already: only the link
+        from gan_search.tracking import check_store
+
+        check_store(args.runs_dir, args.tracking_uri)
+        url = search_url(args.tracking_uri, args.search, args.tracking_uri)
+        print(f"the trials of {args.search or 'the latest search'} on {args.tracking_uri}, best "
+              f"FID-lite first:\n{url}", flush=True)
+        if not args.no_browser and browser_at_hand():
+            import webbrowser
+
+            webbrowser.open(url)
+        return 0
+    check_listen(args.host, args.port)
     command = ui_command(args.runs_dir, args.host, args.port)
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-    url = search_url(args.runs_dir, args.search, f"http://{host}:{args.port}")
+    url = search_url(require_store(args.runs_dir), args.search, f"http://{host}:{args.port}")
     print(f"MLflow UI for {Path(args.runs_dir).resolve()} (Ctrl-C stops it); the trials of "
           f"{args.search or 'the latest search'}, best FID-lite first:\n{url}", flush=True)
     server = subprocess.Popen(command)
@@ -421,11 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Optuna sampler (default tpe; random is the baseline)")
     run.add_argument("--scheduler", choices=["asha", "none"],
                      help="early stopping (default: the space's)")
-    run.add_argument("--storage", help="Tune storage shared by all nodes of a cluster: "
-                                       "s3://bucket/path or a shared (NFS) folder "
-                                       "(default: RUNS_DIR/tune)")
-    run.add_argument("--tracking-uri", help="MLflow tracking server (default: the embedded "
-                                            "SQLite store in --runs-dir)")
+    run.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
+                     help="Tune storage shared by all nodes of a cluster: s3://bucket/path or "
+                          "a shared (NFS) folder (default: $GAN_SEARCH_STORAGE, which "
+                          "cluster/setup-node.sh sets, else RUNS_DIR/tune)")
+    run.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                     help="MLflow tracking server (default: $MLFLOW_TRACKING_URI, else the "
+                          "embedded SQLite store in --runs-dir)")
     run.set_defaults(func=cmd_run)
     score = sub.add_parser("score", help="score generated images against a space's real data")
     score.add_argument("--space", default=DEFAULT_SPACE, help="space whose real data is the reference")
@@ -445,6 +459,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     ui.add_argument("--search", metavar="NAME", help="the search to show (default: the latest)")
     ui.add_argument("--no-browser", action="store_true", help="only print the link")
+    ui.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                    help="a running MLflow server (e.g. a cluster head's): print (and open) "
+                         "the link to a search there, serve nothing (default: "
+                         "$MLFLOW_TRACKING_URI)")
     ui.set_defaults(func=cmd_ui)
     sample = sub.add_parser("sample", help="sample a grid from a trial's best checkpoint")
     sample.add_argument("--run", default="best", help="MLflow run id of a trial, or best")
@@ -452,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default="samples.png", help="PNG to write")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--runs-dir", default="gan_search_runs")
-    sample.add_argument("--tracking-uri", help="MLflow tracking server instead of the store")
+    sample.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                        help="MLflow tracking server instead of the store "
+                             "(default: $MLFLOW_TRACKING_URI)")
     sample.set_defaults(func=cmd_sample)
     spaces = sub.add_parser("spaces", help="list search spaces, or print one")
     spaces.add_argument("name", nargs="?", help="a space to print")

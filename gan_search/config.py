@@ -70,6 +70,7 @@ class TrainConfig:
     sample_bn_mode: str = "train"
     seed: int = 0
     precision: str = "auto"
+    compile: str = "auto"
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
@@ -129,6 +130,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "sample_bn_mode": (lambda v: v in ("train", "eval"), "must be train or eval"),
     "seed": (lambda v: v >= 0, "must be >= 0"),
     "precision": (lambda v: v in ("auto", "fp32", "bf16"), "must be auto, fp32 or bf16"),
+    "compile": (lambda v: v in ("auto", "on", "off"), "must be auto, on or off"),
 }
 
 

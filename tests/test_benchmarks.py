@@ -1,24 +1,46 @@
-"""The benchmark suite's --quick mode runs end to end and writes its table. Timings are
-never asserted here (the machines are shared and noisy)."""
+"""The benchmark suite's --quick mode runs end to end and writes its tables; the search-
+efficiency arithmetic is checked on trials made up here. Timings are never asserted (the
+machines are shared and noisy). The sections that run whole searches (orchestration,
+efficiency, the default run) run in the full suite: `python benchmarks/run.py`."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def test_quick_benchmark_suite_produces_its_table(tmp_path):
+def test_quick_benchmark_suite_produces_its_tables(tmp_path):
+    sections = ["throughput", "bf16_choice", "packing", "evaluation", "precision_quality"]
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+                             "--out", str(tmp_path), "--only", *sections],
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     reports = list(tmp_path.glob("quick-*.json"))
     assert len(reports) == 1 and reports[0].with_suffix(".md").is_file()
     report = json.loads(reports[0].read_text())
-    assert set(report) >= {"meta", "throughput", "packing", "orchestration", "evaluation",
-                           "efficiency", "seconds"}
-    assert report["meta"]["torch"] and report["throughput"][0]["ratio"] > 0
-    assert report["orchestration"]["ratio"] > 0 and report["evaluation"][0]["space"] == "digits"
-    assert len(report["efficiency"]["seeds"]) == 1
-    assert "## 5. Search efficiency" in result.stdout
+    assert set(report) >= {"meta", *sections, "seconds"} and report["meta"]["cpu"]
+    row = report["throughput"][0]
+    assert row["engine_ratio"] > 0 and row["engine_fp32_ratio"] > 0 and row["gflop_per_image"] > 0
+    assert set(report["bf16_choice"]) >= {"native_bf16", "this_cpu", "without_bf16_isa"}
+    assert report["evaluation"][0]["space"] == "digits"
+    assert len(report["precision_quality"][0]["fp32"]) == 1
+    assert "## 1. Training throughput" in result.stdout and "## 7. bf16 vs fp32" in result.stdout
+
+
+def row(step, fid, ended):
+    return SimpleNamespace(metrics={"step": step, "fid_lite_best": fid, "timestamp": ended})
+
+
+def test_compute_to_reach_a_target_counts_trials_in_the_order_they_ended():
+    from efficiency import iterations_to_reach, within_budget
+
+    rows = [row(400, 9.0, 3), row(100, 30.0, 1), row(400, 5.0, 4), row(200, 20.0, 2)]
+    assert iterations_to_reach(rows, 20.0) == 300  # 100 (ended first) + 200
+    assert iterations_to_reach(rows, 5.0) == 1100
+    assert iterations_to_reach(rows, 1.0) == math.inf
+    assert [r.metrics["timestamp"] for r in within_budget(rows, 700)] == [1, 2, 3]

@@ -13,25 +13,43 @@ pytestmark = pytest.mark.cluster
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_cluster_yaml_passes_rays_validation_and_has_gpu_workers_and_installs():
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml"])
+def test_cluster_files_pass_rays_validation_and_run_the_same_node_scripts(name):
     from ray.autoscaler._private.util import prepare_config, validate_config
 
-    with open(os.path.join(ROOT, "cluster.yaml")) as f:
+    with open(os.path.join(ROOT, name)) as f:
         raw = yaml.safe_load(f)
     config = prepare_config(raw)
     validate_config(config)  # raises on any schema violation
-    types = config["available_node_types"]
-    workers = [t for name, t in types.items() if name != config["head_node_type"]]
-    assert any(t["resources"].get("GPU", 0) >= 1 and t["min_workers"] == 0 and t["max_workers"] >= 1
-               for t in workers)
-    for node_type in types.values():  # Ray needs whole-number resources
+    for node_type in config["available_node_types"].values():  # Ray needs whole numbers
         assert all(isinstance(v, int) for v in node_type["resources"].values())
-    assert types[config["head_node_type"]]["resources"].get("CPU") == 0  # trials stay off the head
-    assert any("pip install" in c and "gan-search" in c for c in config["setup_commands"])
-    assert "." in config["file_mounts"].values()  # the project, search_spaces/ included
-    head = " ".join(config["head_start_ray_commands"])
-    assert "mlflow server --host 127.0.0.1" in head and "--dashboard-host=127.0.0.1" in head
-    assert config["docker"]["image"].startswith("rayproject/ray:2.60.0-py311")
+    # what a node runs lives in cluster/*.sh, the same for both files
+    setup = " ".join(config["setup_commands"])
+    assert "bash ~/gan-search/cluster/setup-node.sh " in setup
+    assert config["head_start_ray_commands"] == ["bash ~/gan-search/cluster/start-head.sh"]
+    assert config["worker_start_ray_commands"] == [
+        "bash ~/gan-search/cluster/start-worker.sh $RAY_HEAD_IP"]
+    assert config["file_mounts"]["~/gan-search"] == "."
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    if name == "cluster.yaml":
+        types = config["available_node_types"]
+        workers = [t for n, t in types.items() if n != config["head_node_type"]]
+        assert any(t["resources"].get("GPU", 0) >= 1 and t["min_workers"] == 0 for t in workers)
+        assert types[config["head_node_type"]]["resources"].get("CPU") == 0  # trials off the head
+        assert config["docker"]["image"].startswith("rayproject/ray:2.60.0-py311")
+
+
+def test_node_scripts_install_pinned_and_keep_mlflow_and_the_dashboard_on_loopback():
+    import subprocess
+
+    scripts = {n: open(os.path.join(ROOT, "cluster", n)).read()
+               for n in ("setup-node.sh", "start-head.sh", "start-worker.sh")}
+    for name in scripts:
+        subprocess.run(["bash", "-n", os.path.join(ROOT, "cluster", name)], check=True)
+    assert 'pip install -q -e "$project"' in scripts["setup-node.sh"]
+    assert "GAN_SEARCH_STORAGE" in scripts["setup-node.sh"]
+    assert "mlflow server --host 127.0.0.1" in scripts["start-head.sh"]
+    assert "--dashboard-host=127.0.0.1" in scripts["start-head.sh"]
 
 
 SPACE = {

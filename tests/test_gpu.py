@@ -114,3 +114,11 @@ def test_four_trainers_in_separate_processes_share_one_gpu(tmp_path):
         report = json.loads(out.strip().splitlines()[-1])
         assert report["status"] == "finished" and report["step"] == 300
         print(f"trainer peak GPU memory: {report['peak_mib']:.0f} MiB")
+
+
+def test_a_compiled_step_with_fused_adam_trains_on_cuda(digits):
+    trainer = GANTrainer(config(compile="on"), digits, device="cuda")
+    assert trainer.opt_g.defaults["fused"] and trainer.opt_d.defaults["fused"]
+    result = trainer.train(100)
+    assert trainer.compiled, "compilation fell back to eager"
+    assert result.status == "finished" and trainer.step == 100

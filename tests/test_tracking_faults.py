@@ -103,6 +103,7 @@ def test_the_tracker_never_opens_a_trials_full_checkpoint(tmp_path):
     tracker.on_trial_result(0, [], trial, trial.last_result)
     tracker.on_checkpoint(0, [], trial, checkpoint)
     tracker.on_trial_complete(0, [], trial)
+    tracker.flush()  # the writer thread has written everything
     assert "trainer.pt" not in handler.opened
     assert set(handler.opened) == {"samples.png", "generator.pt"}
     run_id = tracker.records["x"].run_id

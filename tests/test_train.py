@@ -208,3 +208,52 @@ def test_a_checkpoint_from_another_device_restores_and_continues(tmp_path, digit
         runs.append(result.history)
     assert runs[0] == runs[1]  # the stream that replaces CUDA's is the same on every restore
 
+
+
+def test_auto_precision_follows_what_the_cpu_reports(tmp_path, digits, monkeypatch):
+    from gan_search import train
+
+    flags = "flags\t\t: fpu sse2 avx2 avx512f {}\n"
+    for extra, native in (("avx512_bf16", True), ("amx_bf16 amx_tile", True), ("", False)):
+        (tmp_path / "cpuinfo").write_text("processor\t: 0\n" + flags.format(extra))
+        assert train.native_bf16_cpu.__wrapped__(str(tmp_path / "cpuinfo")) is native
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # oneDNN told to stay below bf16
+    assert train.native_bf16_cpu.__wrapped__(str(tmp_path / "cpuinfo")) is False
+    for native in (True, False):
+        monkeypatch.setattr(train, "native_bf16_cpu", lambda native=native: native)
+        trainer = GANTrainer(small(precision="auto"), digits, device="cpu")
+        assert trainer.use_bf16 is native
+        assert (trainer.memory_format == torch.channels_last) is native
+
+
+def test_only_the_last_d_step_builds_a_graph_through_g(digits):
+    trainer = GANTrainer(small(d_steps=3), digits)
+    calls = []
+    trainer.gen.register_forward_hook(lambda m, i, o: calls.append(o.requires_grad))
+    trainer.train_step()
+    assert calls == [False, False, True]
+
+
+def test_a_compilation_that_fails_falls_back_to_eager_with_the_same_losses(digits, monkeypatch):
+    def broken_compile(module):
+        def call(*args):
+            raise RuntimeError("no compiler here")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    eager = GANTrainer(small(compile="off", precision="fp32"), digits).train(4, sync_every=1)
+    with pytest.warns(UserWarning, match="torch.compile failed .*training eager instead"):
+        fallback = GANTrainer(small(compile="on", precision="fp32"), digits)
+        result = fallback.train(4, sync_every=1)
+    assert not fallback.compiled and result.history == eager.history
+
+
+@pytest.mark.slow
+def test_a_compiled_trainer_trains_like_the_eager_one(digits):
+    """torch.compile for real (tens of seconds on a CPU): the losses stay close to eager."""
+    eager = GANTrainer(small(compile="off", precision="fp32"), digits).train(10, sync_every=5)
+    compiled = GANTrainer(small(compile="on", precision="fp32"), digits)
+    result = compiled.train(10, sync_every=5)
+    assert compiled.compiled and result.status == "finished"
+    for mine, theirs in zip(result.history, eager.history):
+        assert mine["loss_d"] == pytest.approx(theirs["loss_d"], rel=1e-3, abs=1e-4)

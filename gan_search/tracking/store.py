@@ -85,9 +85,9 @@ def runs_url(base: str, experiment: str, search: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{experiment}/runs?{query}"
 
 
-def search_url(runs_dir: str, search: str | None, base: str) -> str:
-    """The UI link to a search's trials (``search``, or the newest search in the store)."""
-    uri = require_store(runs_dir)
+def search_url(uri: str, search: str | None, base: str) -> str:
+    """The UI link (at ``base``) to a search's trials in the store at ``uri``: ``search``,
+    or the newest search there."""
     client = MlflowClient(uri)
     if search is None and not searches(client):
         return f"{base.rstrip('/')}/#/experiments"  # an empty store: the experiment list

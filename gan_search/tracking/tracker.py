@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -105,11 +107,17 @@ class MlflowTracker(Callback):
         self.log = log
         self._client: MlflowClient | None = None
         self._checkpoints: dict[str, Any] = {}  # trial -> its best tune.Checkpoint (this run)
+        self._writer_state()
+
+    _TRANSIENT = ("_client", "log", "_checkpoints", "_inbox", "_wake", "_writer", "_closing")
+
+    def _writer_state(self) -> None:
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._wake, self._writer, self._closing = threading.Event(), None, False
 
     # Tune pickles callbacks with its experiment: no client, no log function
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_client", "log",
-                                                                    "_checkpoints")}
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     def __setstate__(self, state: dict) -> None:
         # Tuner.restore unpickles this callback: register it, so the resumed search goes on
@@ -117,6 +125,7 @@ class MlflowTracker(Callback):
         self.__dict__.update(state)
         self._client, self.log, self.resumed = None, lambda line: print(line, flush=True), True
         self._checkpoints = {}
+        self._writer_state()
         self.load_pending()
         RESTORED[self.search_name] = self
 
@@ -189,6 +198,7 @@ class MlflowTracker(Callback):
         """Close what ended without an event, write the parent's summary (leaderboard,
         confirmation, importances, plots, best and baseline tags), one last try for what
         MLflow did not take, and one warning line naming what is still not recorded."""
+        self.flush()
         for row in [*outcome.rows, *outcome.confirm_rows]:
             record = self.records.get(row.trial_id)
             if record is not None and not record.status:
@@ -251,21 +261,20 @@ class MlflowTracker(Callback):
 
     # ------------------------------------------------------------ children
 
-    def _record(self, trial: Any) -> TrialRecord:
+    def _record(self, trial_id: str, config: dict[str, Any]) -> TrialRecord:
         """The ledger entry of a trial (made at its first event)."""
-        if trial.trial_id not in self.records:
-            config = dict(trial.config or {})
+        if trial_id not in self.records:
             settings = {**self.params.get("base", {}), **settings_of(config)}
-            tags = {TRIAL_TAG: trial.trial_id, SEARCH_TAG: self.search_name,
+            tags = {TRIAL_TAG: trial_id, SEARCH_TAG: self.search_name,
                     STATUS_TAG: "running", ROLE_TAG: "search"}
             if CONFIRM_KEY in config:
                 tags.update({ROLE_TAG: "confirm", "gan_search.confirm_of": config[CONFIRM_KEY]["of"]})
             elif self.baseline is not None and same_config(settings_of(config), self.baseline):
                 tags[ROLE_TAG] = "baseline"
-            self.records[trial.trial_id] = TrialRecord(
-                trial.trial_id, {k: _text(v) for k, v in settings.items()}, tags,
+            self.records[trial_id] = TrialRecord(
+                trial_id, {k: _text(v) for k, v in settings.items()}, tags,
                 check_first=self.resumed)
-        return self.records[trial.trial_id]
+        return self.records[trial_id]
 
     def _push(self, record: TrialRecord) -> None:
         """Write what the ledger holds for one trial and MLflow does not."""
@@ -334,54 +343,100 @@ class MlflowTracker(Callback):
         record.closed = True
 
     # ------------------------------------------------------------ Tune events
+    # Each event hands a change of the ledger to the writer thread and returns: Tune's loop
+    # (and with it every trial waiting for its report to be taken) never waits for MLflow.
 
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
-        self._record(trial)
-        self._sync()
+        trial_id, config = trial.trial_id, dict(trial.config or {})
+        self._post(lambda: self._record(trial_id, config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
-        record = self._record(trial)
-        step = int(result.get("step", 0))
+        trial_id, config = trial.trial_id, dict(trial.config or {})
+        step, node = int(result.get("step", 0)), result.get("node_id")
         values = {k: float(result[k]) for k in METRICS if isinstance(result.get(k), (int, float))
                   and not isinstance(result.get(k), bool)}
-        if values:
-            record.metrics[step] = values
-        node = result.get("node_id")
-        if node and self.nodes.get(trial.trial_id) != node:
-            self.nodes[trial.trial_id] = node
-            record.tags["gan_search.node_id"] = node
-            record.started = False  # write the tags again (params are the same)
-        self._sync()
+
+        def change() -> None:
+            record = self._record(trial_id, config)
+            if values:
+                record.metrics[step] = values
+            if node and self.nodes.get(trial_id) != node:
+                self.nodes[trial_id] = node
+                record.tags["gan_search.node_id"] = node
+                record.started = False  # write the tags again (params are the same)
+        self._post(change)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):  # noqa: ANN001
-        # reads the small grid file alone, from any storage; never the whole checkpoint
-        record = self._record(trial)
+        # the small grid file alone, from any storage (never the whole checkpoint), read now:
+        # Tune deletes older checkpoints as newer ones come
+        trial_id, config = trial.trial_id, dict(trial.config or {})
         step = int((trial.last_result or {}).get("step", 0))
         try:
             data = read_file(checkpoint, GRID_FILE)
-        except (OSError, FileNotFoundError):
+        except OSError:
             return
-        path = self._grid_file(trial.trial_id, step)
+        path = self._grid_file(trial_id, step)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        record.grids.append(step)
-        self._sync()
+        self._post(lambda: self._record(trial_id, config).grids.append(step))
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
-        record = self._record(trial)
         result = trial.last_result or {}
-        record.status, record.message = trial_status(result, None), result.get("message")
         best = best_checkpoint(trial)
-        if best is not None:  # the object here; its URI in the ledger, for a later retry
-            self._checkpoints[trial.trial_id] = best
-            record.checkpoint = checkpoint_uri(best)
-        self._sync()
+        if best is not None:
+            self._checkpoints[trial.trial_id] = best  # the object here; its URI in the ledger
+        self._end(trial, trial_status(result, None), result.get("message"),
+                  checkpoint_uri(best) if best is not None else None)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
-        record = self._record(trial)
         error = getattr(trial, "error_file", None)
-        record.status, record.message = "failed", error and f"see Tune's error file {error}"
-        self._sync()
+        self._end(trial, "failed", error and f"see Tune's error file {error}", None)
+
+    def _end(self, trial: Any, status: str, message: str | None, checkpoint: str | None) -> None:
+        trial_id, config = trial.trial_id, dict(trial.config or {})
+
+        def change() -> None:
+            record = self._record(trial_id, config)
+            record.status, record.message, record.checkpoint = status, message, checkpoint
+        self._post(change)
+
+    # ------------------------------------------------------------ the writer thread
+
+    def _post(self, change: Callable[[], None]) -> None:
+        self._inbox.append(change)  # a deque: appends and pops are thread-safe
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(target=self._write, name="gan-search-mlflow",
+                                            daemon=True)
+            self._writer.start()
+        self._wake.set()
+
+    def _write(self) -> None:
+        while True:
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            changed = self._drain()
+            due = time.monotonic() >= self.quiet_until and any(
+                r.pending for r in self.records.values())
+            if changed or due:
+                self._sync()
+            if self._closing and not self._inbox:
+                return
+
+    def _drain(self) -> bool:
+        changed = False
+        while self._inbox:
+            self._inbox.popleft()()
+            changed = True
+        return changed
+
+    def flush(self) -> None:
+        """Stop the writer thread and apply every change it has not applied yet."""
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join(timeout=600)
+        self._drain()
+        self._closing = False
 
     # ------------------------------------------------------------ what is kept
 

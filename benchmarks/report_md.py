@@ -1,0 +1,95 @@
+"""The benchmark report as Markdown: one section per measurement run (see run.py)."""
+
+from __future__ import annotations
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
+            *["| " + " | ".join(str(c) for c in row) + " |" for row in rows]]
+
+
+def throughput_md(rows: list[dict]) -> list[str]:
+    variants = [k[:-6] for k in rows[0] if k.endswith("_ratio")]
+    header = ["case", "GFLOP/image-it", "plain loop img/s",
+              *[f"{v} img/s (ratio, GFLOP/s)" for v in variants], "bf16 in auto"]
+    body = [[r["case"], r["gflop_per_image"], r["baseline_img_s"],
+             *[f"{r[v + '_img_s']} (**{r[v + '_ratio']}**, {r[v + '_gflop_s']})" for v in variants],
+             r["bf16"]] for r in rows]
+    return _table(header, body)
+
+
+def markdown(report: dict) -> str:
+    m = report["meta"]
+    lines = [f"# gan-search benchmarks ({'quick' if report['quick'] else 'full'})", "",
+             f"{m['date']} on {m['machine']}: CPU {m['cpu']} ({m['cores']} cores, native bf16: "
+             f"{m['native_bf16']}), GPU {m['gpu'] or 'none'}; Python {m['python']}, torch "
+             f"{m['torch']}, ray {m['ray']}, optuna {m['optuna']}. Suite time {report['seconds']:.0f} s.", ""]
+    if "throughput" in report:
+        lines += ["## 1. Training throughput (engine / pytorch-examples-style loop; goal >= 1.3 at "
+                  "32 and 64 px on CPU, >= 4 on GPU)", "", *throughput_md(report["throughput"]), ""]
+    if "bf16_choice" in report:
+        b = report["bf16_choice"]
+        lines += ["## 2. Why `precision: auto` asks the CPU (bf16 + channels-last over fp32, per step)", ""]
+        if "skipped" in b:
+            lines += [b["skipped"], ""]
+        else:
+            cases = sorted(set(b["this_cpu"]) | set(b["without_bf16_isa"]))
+            lines += _table(["case", "this CPU (native bf16: %s)" % b["native_bf16"],
+                             "oneDNN held below bf16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE)"],
+                            [[c, b["this_cpu"].get(c), b["without_bf16_isa"].get(c)] for c in cases])
+            lines.append("")
+    if "packing" in report:
+        p = report["packing"]
+        lines += ["## 3. Packing K trials on one GPU (goal: K = 8 gives >= 3x one)", ""]
+        lines += [p["skipped"]] if "skipped" in p else _table(
+            ["size", "width", "K", "total img/s", "speedup vs K=1", "peak GPU MiB each"],
+            [[r["size"], r["width"], r["k"], r["img_s_total"], r["speedup_vs_1"], r["peak_mib_each"]]
+             for r in p["rows"]])
+        lines.append("")
+    if "orchestration" in report:
+        o = report["orchestration"]
+        lines += ["## 4. Orchestration overhead (goal <= 1.10)", "",
+                  f"{o['trials']} trials x {o['iters']} iterations, concurrency {o['concurrency']}: "
+                  f"whole run_search {o['search_s']} s (of which Tune's fit and the summary "
+                  f"{o['fit_s']} s) vs bare sum / concurrency {o['ideal_s']} s: **{o['ratio']}** "
+                  f"(fit alone {o['fit_ratio']}; MLflow logging {o['mlflow_logging_s']} s)", ""]
+    if "evaluation" in report:
+        lines += ["## 5. Evaluation cost (goal <= 5% of an eval interval)", "", *_table(
+            ["space", "size", "N", "eval (s)", "train per interval (s)", "share"],
+            [[r["space"], f"{r['size']}x{r['size']}x{r['channels']}", r["n"], r["eval_s"],
+              f"{r['interval_train_s']} ({r['eval_every']} it)", f"{100 * r['eval_share']:.1f}%"]
+             for r in report["evaluation"]]), ""]
+    if "efficiency" in report:
+        lines += ["## 6. Search efficiency (goal: TPE + ASHA reaches random search's final best "
+                  "with 1/3 of the compute random search needed, or less)", ""]
+        for name, e in report["efficiency"].items():
+            lines += [f"### {name}: {e['size']} px, {e['iters_per_trial']} iterations a trial, random "
+                      f"search {e['random_trials']} full trials a seed", "", *_table(
+                          ["seed", "random best", "random iters to it", "budget iters",
+                           "TPE+ASHA iters to reach it", "TPE+ASHA best (same budget)",
+                           "TPE+ASHA trials (stopped)"],
+                          [[s["seed"], s["random_best"], s["random_iters_to_best"],
+                            s["budget_iters"], s["tpe_asha_iters_to_reach"], s["tpe_asha_best"],
+                            f"{s['tpe_asha_trials']} ({s['tpe_asha_stopped']})"]
+                           for s in e["seeds"]]), "",
+                      f"median compute share (TPE+ASHA / random, to random's best): "
+                      f"**{e['median_compute_share']}** ({e['reached_in']} of {len(e['seeds'])} "
+                      f"seeds reached it; share of random's whole budget "
+                      f"{e['median_share_of_budget']}). Baseline trained once for the whole "
+                      f"budget ({e['baseline_long_iters']} iterations): best FID-lite "
+                      f"**{e['baseline_long_best']}** vs TPE+ASHA's best at the same budget "
+                      f"(median over seeds) **{e['tpe_asha_best_median']}**.", ""]
+    if "precision_quality" in report:
+        lines += ["## 7. bf16 vs fp32: FID-lite after the same iterations (best evaluation)", "",
+                  *_table(["size", "iterations", "seeds", "fp32", "bf16", "fp32 mean ± std",
+                           "bf16 mean ± std"],
+                          [[r["size"], r["iters"], r["seeds"], r["fp32"], r["bf16"],
+                            f"{r['fp32_mean']} ± {r['fp32_std']}", f"{r['bf16_mean']} ± {r['bf16_std']}"]
+                           for r in report["precision_quality"]]), ""]
+    if "default_run" in report:
+        d = report["default_run"]
+        lines += ["## 8. The default `gan-search run`", ""]
+        lines += [d["skipped"]] if "skipped" in d else [
+            f"{d['seconds']} s wall (exit {d['exit']}):", "", *[f"    {line}" for line in d["summary"]]]
+        lines.append("")
+    return "\n".join(lines)
