@@ -21,4 +21,15 @@ setsid nohup mlflow server --host 127.0.0.1 --port 5000 \
     --artifacts-destination "$GAN_SEARCH_MLFLOW_ARTIFACTS" \
     > "$runs/mlflow-server.log" 2>&1 < /dev/null &
 echo $! > "$runs/mlflow-server.pid"
+# ready before `ray up` returns: a search started right after must find it
+for _ in $(seq 120); do
+    if python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/health', timeout=2)" \
+            2> /dev/null; then
+        break
+    fi
+    if ! kill -0 "$(cat "$runs/mlflow-server.pid")" 2> /dev/null; then
+        tail -20 "$runs/mlflow-server.log"; echo "the MLflow server did not start" >&2; exit 1
+    fi
+    sleep 1
+done
 echo "gan-search head: Ray on port 6379, MLflow on 127.0.0.1:5000 (pid $(cat "$runs/mlflow-server.pid"))"

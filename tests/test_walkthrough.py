@@ -55,10 +55,14 @@ def user_processes() -> list[str]:
 def cluster_user(tmp_path):
     """A user of its own, with a key for ssh and $TMPDIR in its home (so its Ray's files
     stay out of /tmp/ray), and an sshd on 127.0.0.1:22 for it; all removed afterwards."""
-    if os.geteuid() != 0 or not Path(SSHD).exists() or not port_free(22):
-        pytest.skip("needs root, openssh-server (apt-get install openssh-server) and a free "
-                    "127.0.0.1:22")
+    if os.geteuid() != 0 or not Path(SSHD).exists() or not shutil.which("rsync") or \
+            not port_free(22):
+        pytest.skip("needs root, openssh-server and rsync (apt-get install openssh-server "
+                    "rsync) and a free 127.0.0.1:22")
+    if subprocess.run(["id", USER], capture_output=True).returncode == 0:
+        subprocess.run(["userdel", "-r", USER], capture_output=True)  # left by an interrupted run
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", USER], check=True)
+    subprocess.run(["usermod", "-p", "*", USER], check=True)  # no password, but not locked: ssh keys work
     home = Path(pwd.getpwnam(USER).pw_dir)
     key = tmp_path / "key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
@@ -84,10 +88,14 @@ def cluster_user(tmp_path):
     while port_free(22) and time.monotonic() < deadline:
         time.sleep(0.2)
     yield home, key
-    os.killpg(sshd.pid, signal.SIGTERM)  # the sshd this test started, and its sessions
+    os.killpg(sshd.pid, signal.SIGTERM)  # the sshd this test started
     sshd.wait(timeout=30)
-    left = user_processes()
-    for line in left:  # anything of the test user still running is a failure, then removed
+    deadline = time.monotonic() + 30  # its sessions end with ray's ssh control masters
+    while time.monotonic() < deadline and any("sshd" not in p for p in user_processes()):
+        time.sleep(1)
+    time.sleep(max(0.0, min(15.0, deadline - time.monotonic())))
+    left = [p for p in user_processes() if not p.split()[-1].startswith("sshd")]
+    for line in user_processes():  # anything of the test user still running: stopped
         os.kill(int(line.split()[0]), signal.SIGKILL)
     subprocess.run(["userdel", "-r", USER], capture_output=True)
     assert not left, f"left running by the walk-through: {left}"
@@ -111,6 +119,7 @@ def walkthrough_config(tmp_path: Path, home: Path, key: Path) -> Path:
     return path
 
 
+@pytest.mark.timeout(3600)
 def test_ray_up_exec_attach_down_on_this_machine(cluster_user, tmp_path):
     home, key = cluster_user
     token = Path.home() / ".ray" / "auth_token"
