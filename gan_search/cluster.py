@@ -132,7 +132,7 @@ def join_address(address: str) -> str:
         os.environ.update(token_mode(dict(os.environ)))
     if resolved.startswith("ray://"):
         try:
-            import grpc  # noqa: F401  (Ray Client's transport)
+            import grpc  # noqa: F401  (Ray Client's transport; imported to check it is there)
         except ImportError:
             raise ConfigError(f"--address {address}: a ray:// address needs Ray Client: pip "
                               "install 'ray[client]==2.60.*', or use the head's host:6379 "

@@ -47,6 +47,7 @@ class SearchOutcome:
     objectives: list[str] = field(default_factory=list)
     study: Any = None  # the Optuna study (from Tune's saved searcher state)
     logging_seconds: float = 0.0  # time spent writing MLflow records
+    fit_seconds: float = 0.0  # the search's Tune fit alone (no start-up, confirmation, plots)
     parent_run_id: str | None = None
     confirmation: list | None = None  # confirm.Candidate, best mean first (None: not run)
     confirm_rows: list[TrialRow] = field(default_factory=list)  # the confirmation's trials
@@ -319,7 +320,6 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
                                                           else at_best)
     lines = [header]
     for rank, row in enumerate(rows[:top], 1):
-        m = row.metrics
         fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
             isinstance(v, bool) else "-"  # noqa: E731
         cells = [str(rank), row.trial_id + (" (baseline)" if row.baseline else ""), row.status,

@@ -29,9 +29,8 @@ from gan_search.report import (RESTORED_VIEWS, ProgressBoard, ProgressView,  # n
                                SearchOutcome, TrialRow, leaderboard, pareto_front)
 from gan_search.search_names import tune_root  # noqa: E402
 from gan_search.trainable import trial_status  # noqa: E402
-from gan_search.tuning import (CONFIRM_DIR, CollapseStopper, build_sampler,  # noqa: E402,F401
-                               build_scheduler, confirm_tuner, objectives, same_config,
-                               search_tuner, tune_space)
+from gan_search.tuning import (CONFIRM_DIR, confirm_tuner, objectives,  # noqa: E402
+                               same_config, search_tuner)
 
 
 def storage_root(config: SearchConfig) -> str:
@@ -104,9 +103,11 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
         tracker.start()
     view = ProgressView(config.trials, log=log, cluster=address is not None, board=board,
                         live=live, iters=config.iters)
+    fitting = time.perf_counter()
     grid, tracker = _fit(path, resume, trainable, lambda cbs: search_tuner(
         config, trainable, storage_root(config), cbs), [view, *(callbacks or [])], tracker)
     outcome = _outcome(config, path, grid, started)
+    outcome.fit_seconds = time.perf_counter() - fitting
     if not outcome.interrupted and config.confirm > 0:
         tracker = _confirm(config, trainable, outcome, resume, view, tracker)
     _what_mattered(config, outcome, log)

@@ -13,7 +13,10 @@ from ray.tune.search.optuna import OptunaSearch
 from conftest import run_cli
 from gan_search.config import search_config
 from gan_search.errors import ConfigError
-from gan_search.search import TrialRow, leaderboard, pareto_front, run_search, trial_status, tune_space
+from gan_search.report import TrialRow, leaderboard, pareto_front
+from gan_search.search import run_search
+from gan_search.trainable import trial_status
+from gan_search.tuning import tune_space
 from gan_search.space import load_space, parse_space
 
 SPACE = {
@@ -90,7 +93,7 @@ def test_pareto_front_marks_non_dominated_trials():
 def test_the_search_builds_asha_with_a_rung_per_evaluation_and_seeded_tpe():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from gan_search.search import build_sampler, build_scheduler
+    from gan_search.tuning import build_sampler, build_scheduler
 
     spec = parse_space({**SPACE, "budget": {"trials": 9, "iters": 120, "eval_every": 20}}, "s.yaml")
     scheduler = build_scheduler(search_config(spec, name="x"))

@@ -13,7 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gan_search.config import search_config
 from gan_search.data import SOURCES, load_dataset
-from gan_search.search import tune_space
+from gan_search.tuning import tune_space
 from gan_search.space import list_spaces, load_space
 from gan_search.train import GANTrainer
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gan_search.search import CollapseStopper
+from gan_search.tuning import CollapseStopper
 from gan_search.trainable import _progress_metrics, ended_scores, new_progress
 
 RULE = {"collapse_threshold": 0.9, "collapse_patience": 2}

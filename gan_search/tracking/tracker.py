@@ -36,8 +36,10 @@ from ray.tune import Callback
 
 from gan_search.confirm import CONFIRM_KEY, settings_of
 from gan_search.files import write_text_atomic
-from gan_search.trainable import GENERATOR_FILE, GRID_FILE, trial_status
+from gan_search.trainable import GRID_FILE, trial_status
 from gan_search.tuning import same_config
+from gan_search.tracking.checkpoints import (best_checkpoint, checkpoint_uri, log_generator,
+                                                 read_file)
 from gan_search.tracking.store import (MESSAGE_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG,
                                            TRIAL_TAG, experiment_id, save_view, store_paths)
 
@@ -477,42 +479,3 @@ def _params(values: dict[str, Any]) -> list[Param]:
 def _grid_steps(client: MlflowClient, run_id: str) -> set[int]:
     names = [f.path for f in client.list_artifacts(run_id, "images") if f.path.endswith(".png")]
     return {int(n.split("+step+")[1].split("+")[0]) for n in names if "+step+" in n}
-
-
-def best_checkpoint(trial: Any) -> Any:
-    """The trial's kept checkpoint with the lowest FID-lite (a ``tune.Checkpoint``), or None."""
-    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
-    results = list(getattr(manager, "best_checkpoint_results", None) or [])
-    scored = [r for r in results if isinstance(r.metrics.get("fid_lite"), (int, float))]
-    return min(scored, key=lambda r: r.metrics["fid_lite"]).checkpoint if scored else None
-
-
-def checkpoint_uri(checkpoint: Any) -> str:
-    """A Tune checkpoint's location as a URI its filesystem can be found from again."""
-    kind = checkpoint.filesystem.type_name
-    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
-
-
-def read_file(checkpoint: Any, name: str) -> bytes:
-    """One file of a checkpoint (a ``tune.Checkpoint`` or its URI), without the others."""
-    import pyarrow.fs
-
-    if isinstance(checkpoint, str):
-        fs, base = pyarrow.fs.FileSystem.from_uri(checkpoint if "://" in checkpoint
-                                                  else Path(checkpoint).resolve().as_uri())
-    else:
-        fs, base = checkpoint.filesystem, checkpoint.path
-    with fs.open_input_file(f"{base.rstrip('/')}/{name}") as f:
-        return f.read()
-
-
-def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
-    """The best checkpoint's generator (weights, config, step: loads with weights_only) and
-    grid as ``checkpoint/`` artifacts, read alone from the checkpoint."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        for name in (GENERATOR_FILE, GRID_FILE):
-            (Path(folder) / name).write_bytes(read_file(checkpoint, name))
-            client.log_artifact(run_id, str(Path(folder) / name), "checkpoint")
-

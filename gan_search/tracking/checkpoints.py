@@ -1,0 +1,51 @@
+"""The few files of a Tune checkpoint that MLflow records need, read alone from any storage
+(local, or s3://... through the checkpoint's own filesystem): the sample grid and the
+generator; never the full trainer state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from gan_search.trainable import GENERATOR_FILE, GRID_FILE
+
+
+def best_checkpoint(trial: Any) -> Any:
+    """The trial's kept checkpoint with the lowest FID-lite (a ``tune.Checkpoint``), or None."""
+    manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
+    results = list(getattr(manager, "best_checkpoint_results", None) or [])
+    scored = [r for r in results if isinstance(r.metrics.get("fid_lite"), (int, float))]
+    return min(scored, key=lambda r: r.metrics["fid_lite"]).checkpoint if scored else None
+
+
+def checkpoint_uri(checkpoint: Any) -> str:
+    """A Tune checkpoint's location as a URI its filesystem can be found from again."""
+    kind = checkpoint.filesystem.type_name
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
+
+
+def read_file(checkpoint: Any, name: str) -> bytes:
+    """One file of a checkpoint (a ``tune.Checkpoint`` or its URI), without the others."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint, str):
+        fs, base = pyarrow.fs.FileSystem.from_uri(checkpoint if "://" in checkpoint
+                                                  else Path(checkpoint).resolve().as_uri())
+    else:
+        fs, base = checkpoint.filesystem, checkpoint.path
+    with fs.open_input_file(f"{base.rstrip('/')}/{name}") as f:
+        return f.read()
+
+
+def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
+    """The best checkpoint's generator (weights, config, step: loads with weights_only) and
+    grid as ``checkpoint/`` artifacts, read alone from the checkpoint."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for name in (GENERATOR_FILE, GRID_FILE):
+            (Path(folder) / name).write_bytes(read_file(checkpoint, name))
+            client.log_artifact(run_id, str(Path(folder) / name), "checkpoint")
+
