@@ -59,7 +59,7 @@ SPACE = {
 }
 VARIANTS = {  # name: (image size, iterations per trial, eval every, random trials, N)
     "digits-hard-16": (16, 800, 200, 16, 400),
-    "digits-hard-32": (32, 400, 100, 12, 400),
+    "digits-hard-32": (32, 400, 100, 8, 400),
 }
 QUICK = {"digits-hard-16": (16, 40, 20, 3, 100)}
 
@@ -150,12 +150,27 @@ def one_seed(spec: Any, folder: Path, seed: int, trials: int, iters: int, every:
             "tpe_asha_stopped": sum(r.status == "stopped" for r in kept)}
 
 
-def efficiency(quick: bool, folder: Path, seeds: int) -> dict:
-    """Every variant, every seed; the medians and the baseline comparison."""
+def efficiency(quick: bool, folder: Path, seeds: int, only: list[str] | None = None,
+               log: Path | None = None) -> dict:
+    """Every variant (or ``only`` these), every seed; the medians and the baseline
+    comparison. With ``log``, each seed's result is appended to it as it ends, and seeds
+    already there are not run again (a long run can be stopped and continued)."""
+    done = [json.loads(line) for line in log.read_text().splitlines()] \
+        if log is not None and log.is_file() else []
     out = {}
     for name, (size, iters, every, trials, n) in (QUICK if quick else VARIANTS).items():
+        if only and name not in only:
+            continue
         spec = variant_space(name, folder, size, iters, every, trials, n)
-        per_seed = [one_seed(spec, folder, seed, trials, iters, every, n) for seed in range(seeds)]
+        per_seed = []
+        for seed in range(seeds):
+            found = [d for d in done if d.get("variant") == name and d["seed"] == seed]
+            result = found[0] if found else {"variant": name, **one_seed(
+                spec, folder, seed, trials, iters, every, n)}
+            if log is not None and not found:
+                with log.open("a") as f:
+                    f.write(json.dumps(result) + "\n")
+            per_seed.append(result)
         # the compute TPE + ASHA needed to reach random search's final best, as a share of
         # what random search needed to find it (and, beside it, of random's whole budget)
         shares = [s["tpe_asha_iters_to_reach"] / s["random_iters_to_best"] for s in per_seed]
@@ -171,3 +186,12 @@ def efficiency(quick: bool, folder: Path, seeds: int) -> dict:
                      "tpe_asha_best_median": round(statistics.median(
                          s["tpe_asha_best"] for s in per_seed), 3)}
     return out
+
+
+if __name__ == "__main__":  # one variant alone: python benchmarks/efficiency.py NAME SEEDS LOG
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(efficiency(False, Path(tmp), int(sys.argv[2]), [sys.argv[1]],
+                                    Path(sys.argv[3])), indent=2, default=str))
