@@ -375,6 +375,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, help="repeats per side (default 3, quick 1)")
     parser.add_argument("--seeds", type=int, help="seeds for search efficiency (default 5)")
     parser.add_argument("--only", nargs="*", help="sections to run (default: all)")
+    parser.add_argument("--efficiency-log", type=Path,
+                        help="JSON lines file: each efficiency seed is appended as it ends, and "
+                             "seeds already there are not run again (continue a stopped run)")
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
     seeds = args.seeds or (1 if args.quick else 5)
@@ -389,7 +392,7 @@ def main() -> int:
         "evaluation": lambda tmp: [measure_eval(s, repeats, 10 if args.quick else 40) for s in
                                    (["digits"] if args.quick else
                                     ["digits", "mnist", "svhn", "faces", "cats"])],
-        "efficiency": lambda tmp: efficiency(args.quick, tmp, seeds),
+        "efficiency": lambda tmp: efficiency(args.quick, tmp, seeds, log=args.efficiency_log),
         "precision_quality": lambda tmp: precision_quality(args.quick),
         "default_run": lambda tmp: {"skipped": "full suite only"} if args.quick else default_run(tmp),
     }
