@@ -341,7 +341,8 @@ def default_run(folder: Path) -> dict:
     seconds = time.perf_counter() - started
     tail = [line for line in done.stdout.splitlines() if line.startswith(
         ("confirmed winner", "the baseline", "best found", "what mattered", "search "))]
-    return {"seconds": round(seconds, 1), "exit": done.returncode, "summary": tail}
+    return {"seconds": round(seconds, 1), "exit": done.returncode, "summary": tail,
+            "output": done.stdout}  # the whole of what the user saw (JSON only)
 
 
 # ---------------------------------------------------------------- report
