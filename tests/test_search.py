@@ -63,6 +63,14 @@ def test_set_pins_a_setting_and_removes_it_from_the_search():
     assert config.trial_config({"g_width": 5}).lr_g == 0.003
 
 
+def test_set_image_size_changes_what_the_data_is_decoded_at_and_what_trials_build():
+    """--set image_size=32 on a 16 px space: the data loads at 32 px and every trial's models
+    make 32 px images (before, the data stayed at 16 px and every trial failed)."""
+    config = search_config(parse_space(SPACE, "space.yaml"), sets={"image_size": "32"}, name="x")
+    assert parse_space(SPACE, "space.yaml").data.size == 16
+    assert config.image_size == 32 and config.trial_config({"g_width": 5}).image_size == 32
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"sets": {"lr": "1"}}, "unknown setting 'lr'"),
     ({"sets": {"g_width": "wide"}}, "g_width='wide' is not a valid int"),
