@@ -348,13 +348,18 @@ def default_run(folder: Path) -> dict:
 # ---------------------------------------------------------------- report
 
 def cpu_model() -> str:
+    """The CPU's name, with family/model and its bf16 instruction sets (a VM may report only
+    "AMD EPYC": family 26 is Zen 5, Intel's AMX marks Sapphire Rapids or later)."""
     try:
+        info: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
+    return (f"{info.get('model name', platform.machine())} (family {info.get('cpu family', '?')} "
+            f"model {info.get('model', '?')}; {', '.join(flags) or 'no bf16 instructions'})")
 
 
 def machine() -> dict:
