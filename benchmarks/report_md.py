@@ -57,7 +57,8 @@ def markdown(report: dict) -> str:
                   f"do not slow each other): {o['ratio_vs_serial']}. The whole run_search, with its fixed "
                   f"start-up (Ray, the MLflow store, the reference statistics) and end "
                   f"(importances, plots, summary), {o['search_s']} s: {o['whole_ratio']}. "
-                  f"MLflow logging {o['mlflow_logging_s']} s (on its own thread).", ""]
+                  f"MLflow logging {o['mlflow_logging_s']} s (on its own thread); the driver process "
+                  f"used {o.get('driver_cpu_s', '?')} s of CPU.", ""]
     if "evaluation" in report:
         lines += ["## 5. Evaluation cost (goal <= 5% of an eval interval)", "", *_table(
             ["space", "size", "N", "eval (s)", "train per interval (s)", "share"],
