@@ -110,6 +110,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     outcome.fit_seconds = time.perf_counter() - fitting
     if not outcome.interrupted and config.confirm > 0:
         tracker = _confirm(config, trainable, outcome, resume, view, tracker)
+    ray.kill(board)  # a driver that runs several searches keeps no board of an ended one
     _what_mattered(config, outcome, log)
     outcome.seconds = time.perf_counter() - started
     summary = write_summary(outcome, config)

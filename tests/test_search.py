@@ -146,6 +146,11 @@ def test_smoke_search_ends_every_trial_with_a_score_or_a_status(smoke_search):
     # the live view printed a line per start and per end, not Ray's tables
     assert sum("started" in line for line in lines) == 4
     assert sum("4/4 ended" in line for line in lines) == 1
+    # the search's progress board (a Ray actor, a process) ended with it
+    from ray._private import state
+
+    boards = [a for a in state.actors().values() if a["ActorClassName"] == "ProgressBoard"]
+    assert boards and all(a["State"] == "DEAD" for a in boards), boards
 
 
 def test_each_trial_trains_with_its_sampled_values(smoke_search):
