@@ -279,7 +279,7 @@ def live_line(posted: dict, trials: list, planned: int, iters: int) -> str | Non
                if t.status == "RUNNING" and t.trial_id in posted]
     if not running:
         return None
-    parts = [f"{tid[:8]} {p['step']:.0f}/{p['iters']:.0f} {p['rate']:.0f} it/s"
+    parts = [f"{tid} {p['step']:.0f}/{p['iters']:.0f} {p['rate']:.0f} it/s"
              + (f" FID-lite {p['fid']:.2f}" if math.isfinite(p["fid"]) else "")
              for tid, p in running]
     rate = sum(p["rate"] for _, p in running)

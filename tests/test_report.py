@@ -121,3 +121,16 @@ def test_plain_output_gets_the_progress_as_one_event_per_line(monkeypatch):
     assert "running: aaaa1111 300/1200 150 it/s | bbbb2222 900/1200 50 it/s FID-lite 12.50" in lines[0]
     # left: 900 + 300 iterations of the running trials and 2 x 1200 not started, at 200 it/s
     assert lines[0].endswith("ETA 0m18s")
+
+
+def test_the_live_line_tells_running_trials_apart():
+    """Confirmation trials have Tune's ids (`0aa41_00000`, `0aa41_00001`): the live line
+    names each in full, with its step of its budget, its speed and latest FID-lite."""
+    from gan_search.report import live_line
+
+    trials = [SimpleNamespace(trial_id=f"0aa41_0000{i}", status="RUNNING") for i in range(2)]
+    posted = {"0aa41_00000": {"step": 850, "iters": 1200, "rate": 68.0, "fid": 5.94},
+              "0aa41_00001": {"step": 775, "iters": 1200, "rate": 84.0, "fid": float("nan")}}
+    line = live_line(posted, trials, planned=2, iters=1200)
+    assert "0aa41_00000 850/1200 68 it/s FID-lite 5.94" in line
+    assert "0aa41_00001 775/1200 84 it/s |" in line and line.endswith("ETA 0m05s")
