@@ -48,4 +48,3 @@ def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
         for name in (GENERATOR_FILE, GRID_FILE):
             (Path(folder) / name).write_bytes(read_file(checkpoint, name))
             client.log_artifact(run_id, str(Path(folder) / name), "checkpoint")
-
