@@ -28,7 +28,7 @@ from gan_search.placement import Placement, place_trials  # noqa: E402
 from gan_search.report import (RESTORED_VIEWS, ProgressBoard, ProgressView,  # noqa: E402,F401
                                SearchOutcome, TrialRow, leaderboard, pareto_front)
 from gan_search.search_names import tune_root  # noqa: E402
-from gan_search.trainable import trial_status  # noqa: E402
+from gan_search.trainable import checkpoint_uri, trial_status  # noqa: E402
 from gan_search.tuning import (CONFIRM_DIR, confirm_tuner, objectives,  # noqa: E402
                                same_config, search_tuner)
 
@@ -295,8 +295,7 @@ def _rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[Trial
         best = None
         if result.best_checkpoints:
             best = checkpoint_uri(min(result.best_checkpoints,
-                                      key=lambda pair: pair[1].get("fid_lite", math.inf))[0],
-                                  storage_root(config))
+                                      key=lambda pair: pair[1].get("fid_lite", math.inf))[0])
         # the folder name (trial_<id>, see trial_dirname) is unique per trial, even for a
         # trial whose actor died and whose result carries no metrics
         trial_id = Path(result.path).name.removeprefix("trial_") if result.path else \
@@ -310,15 +309,6 @@ def _rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[Trial
             path=result.path, checkpoint=best,
             error=" ".join(str(error).split())[:300] if error else metrics.get("message")))
     return rows
-
-
-def checkpoint_uri(checkpoint: Any, root: str) -> str:
-    """A checkpoint's location as the user gave the storage: a folder, or a URI with its
-    scheme (Tune's checkpoint paths on s3://... storage carry none)."""
-    scheme, sep, _ = root.partition("://")
-    if not sep or scheme == "file":
-        return checkpoint.path
-    return f"{scheme}://{checkpoint.path.lstrip('/')}"
 
 
 def write_summary(outcome: SearchOutcome, config: SearchConfig) -> Path:

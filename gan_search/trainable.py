@@ -44,6 +44,13 @@ STATUSES = ("finished", "stopped", "collapsed", "diverged", "failed")
 FAKE_GPU_ENV = "GAN_SEARCH_FAKE_GPU"
 
 
+def checkpoint_uri(checkpoint: Any) -> str:
+    """A Tune checkpoint's location: a local path, or a URI its filesystem can be found from
+    again (Tune's checkpoint paths on s3://... storage carry no scheme)."""
+    kind = checkpoint.filesystem.type_name
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
+
+
 class TrialError(RuntimeError):
     """A trial that cannot run for its own reasons; it fails once, with this message."""
 

@@ -20,12 +20,6 @@ def best_checkpoint(trial: Any) -> Any:
     return min(scored, key=lambda r: r.metrics["fid_lite"]).checkpoint if scored else None
 
 
-def checkpoint_uri(checkpoint: Any) -> str:
-    """A Tune checkpoint's location as a URI its filesystem can be found from again."""
-    kind = checkpoint.filesystem.type_name
-    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
-
-
 def read_file(checkpoint: Any, name: str) -> bytes:
     """One file of a checkpoint (a ``tune.Checkpoint`` or its URI), without the others."""
     import pyarrow.fs

@@ -36,10 +36,9 @@ from ray.tune import Callback
 
 from gan_search.confirm import CONFIRM_KEY, settings_of
 from gan_search.files import write_text_atomic
-from gan_search.trainable import GRID_FILE, trial_status
+from gan_search.trainable import GRID_FILE, checkpoint_uri, trial_status
 from gan_search.tuning import same_config
-from gan_search.tracking.checkpoints import (best_checkpoint, checkpoint_uri, log_generator,
-                                                 read_file)
+from gan_search.tracking.checkpoints import best_checkpoint, log_generator, read_file
 from gan_search.tracking.store import (MESSAGE_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG,
                                            TRIAL_TAG, experiment_id, save_view, store_paths)
 
