@@ -66,7 +66,7 @@ QUICK = {"digits-hard-16": (16, 40, 20, 3, 100)}
 
 def variant_space(name: str, folder: Path, size: int, iters: int, every: int, trials: int,
                   n: int) -> Any:
-    from gan_search.space import parse_space
+    from gan_search.core.space import parse_space
 
     raw = json.loads(json.dumps(SPACE))
     raw.update(name=name, budget={"trials": trials, "iters": iters, "eval_every": every,
@@ -104,10 +104,10 @@ def baseline_long(spec: Any, iters: int, every: int, n: int) -> float:
     same held-out reference, at the same evaluation interval."""
     import torch
 
-    from gan_search.config import config_from_space
-    from gan_search.data import load_splits
-    from gan_search.metrics import Evaluator
-    from gan_search.train import GANTrainer
+    from gan_search.core.config import config_from_space
+    from gan_search.engine.data import load_splits
+    from gan_search.engine.metrics import Evaluator
+    from gan_search.engine.trainer import GANTrainer
 
     splits = load_splits("digits", spec.data.size, 1, {}, n)
     evaluator = Evaluator(splits.reference, n=min(n, len(splits.reference.images)),
@@ -129,8 +129,8 @@ def baseline_long(spec: Any, iters: int, every: int, n: int) -> float:
 
 def one_seed(spec: Any, folder: Path, seed: int, trials: int, iters: int, every: int,
              n: int) -> dict:
-    from gan_search.config import search_config
-    from gan_search.search import run_search
+    from gan_search.core.config import search_config
+    from gan_search.app import run_search
 
     common = dict(runs_dir=str(folder), seed=seed, confirm=0)
     random = run_search(search_config(spec, name=f"{spec.name}-random-{seed}", sampler="random",

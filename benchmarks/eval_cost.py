@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 
 import torch
 
-from gan_search.config import config_from_space
-from gan_search.data import dataset_key, load_dataset
-from gan_search.metrics import Evaluator
-from gan_search.space import list_spaces, load_space
-from gan_search.train import GANTrainer
+from gan_search.core.config import config_from_space
+from gan_search.engine.data import dataset_key, load_dataset
+from gan_search.engine.metrics import Evaluator
+from gan_search.core.space import list_spaces, load_space
+from gan_search.engine.trainer import GANTrainer
 
 
 def measure(space: str, repeats: int, train_iters: int) -> dict:

@@ -48,11 +48,11 @@ sys.path.insert(0, str(HERE))
 from efficiency import efficiency  # noqa: E402
 from eval_cost import measure as measure_eval  # noqa: E402
 
-from gan_search.config import TrainConfig, search_config  # noqa: E402
-from gan_search.data import load_dataset, load_splits  # noqa: E402
-from gan_search.models import build_models  # noqa: E402
-from gan_search.space import parse_space  # noqa: E402
-from gan_search.train import GANTrainer, native_bf16_cpu  # noqa: E402
+from gan_search.core.config import TrainConfig, search_config  # noqa: E402
+from gan_search.engine.data import load_dataset, load_splits  # noqa: E402
+from gan_search.engine.models import build_models  # noqa: E402
+from gan_search.core.space import parse_space  # noqa: E402
+from gan_search.engine.trainer import GANTrainer, native_bf16_cpu  # noqa: E402
 
 
 # ---------------------------------------------------------------- 1. throughput
@@ -161,9 +161,9 @@ def throughput(quick: bool, device: str, repeats: int) -> list[dict]:
 
 BF16_PROBE = """
 import json, statistics, sys, time, torch
-from gan_search.config import TrainConfig
-from gan_search.data import load_dataset
-from gan_search.train import GANTrainer
+from gan_search.core.config import TrainConfig
+from gan_search.engine.data import load_dataset
+from gan_search.engine.trainer import GANTrainer
 torch.set_num_threads(1)
 out = {}
 for size, channels, width in json.loads(sys.argv[1]):
@@ -203,9 +203,9 @@ def bf16_choice(quick: bool) -> dict:
 
 PACK_WORKER = """
 import json, sys, time, torch
-from gan_search.config import TrainConfig
-from gan_search.data import load_dataset
-from gan_search.train import GANTrainer
+from gan_search.core.config import TrainConfig
+from gan_search.engine.data import load_dataset
+from gan_search.engine.trainer import GANTrainer
 size, width, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 config = TrainConfig(image_size=size, channels=3, g_width=width, d_width=width, batch_size=64,
                      iters=steps)
@@ -258,7 +258,7 @@ ORCH_SPACE = {
 
 def bare_trial(config: TrainConfig, images: torch.Tensor, evaluator_state: dict) -> float:
     """One trial's own work outside Ray: training plus its evaluations, 1 thread."""
-    from gan_search.metrics import Evaluator
+    from gan_search.engine.metrics import Evaluator
 
     torch.set_num_threads(1)
     started = time.perf_counter()
@@ -271,8 +271,8 @@ def bare_trial(config: TrainConfig, images: torch.Tensor, evaluator_state: dict)
 
 
 def orchestration(quick: bool, folder: Path) -> dict:
-    from gan_search.metrics import Evaluator
-    from gan_search.search import run_search
+    from gan_search.engine.metrics import Evaluator
+    from gan_search.app import run_search
 
     trials, iters, concurrency = (2, 100, 2) if quick else (8, 600, 2)
     raw = {**ORCH_SPACE, "budget": {"trials": trials, "iters": iters, "eval_every": iters // 2,
@@ -326,7 +326,7 @@ def _warm(_: int) -> None:
 def precision_quality(quick: bool) -> list[dict]:
     """FID-lite (best of the evaluations) after the same iterations in fp32 and bf16, over
     seeds, on digits at 16 and 32 px: does bf16 hurt the result beyond seed-to-seed spread?"""
-    from gan_search.metrics import Evaluator
+    from gan_search.engine.metrics import Evaluator
 
     cases = [(16, 40, 20, 1)] if quick else [(16, 1200, 400, 3), (32, 800, 400, 3)]
     rows = []

@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from gan_search.errors import ConfigError, GanSearchError
+from gan_search.core.errors import ConfigError, GanSearchError
+from gan_search.core.vocabulary import Status
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -43,8 +44,8 @@ def parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 def _prepare(space_name: str, sets: Sequence[str], iters: int | None, data_dir: str | None) -> Any:
     """Everything checked and loaded before anything is written."""
-    from gan_search.config import check_space_params, config_from_space
-    from gan_search.space import load_space
+    from gan_search.core.config import check_space_params, config_from_space
+    from gan_search.core.space import load_space
 
     spec = load_space(space_name)
     check_space_params(spec)
@@ -66,8 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec, config, source, options = _prepare(args.space, args.set, args.iters, args.data)
     import torch
 
-    from gan_search.data import load_splits
-    from gan_search.train import GANTrainer
+    from gan_search.engine.data import load_splits
+    from gan_search.engine.trainer import GANTrainer
 
     device = train_device(args.device, torch.cuda.is_available())
     # the same training images a search's trials get (the held-out reference left out)
@@ -102,10 +103,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                "step": result.step, "message": result.message, "seconds": round(seconds, 3),
                "iters_per_second": round(result.step / seconds, 3) if seconds else None,
                "config": config.to_dict(), "history": result.history}
-    if result.status == "finished":
+    if result.status == Status.FINISHED:
         trainer.save_checkpoint(out / "checkpoint.pt")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if result.status != "finished":
+    if result.status != Status.FINISHED:
         print(f"gan-search: trial {result.status}: {result.message}", file=sys.stderr)
         return 1
     print(f"done: {result.step} iterations in {seconds:.1f} s ({result.step / seconds:.1f} it/s); "
@@ -143,9 +144,9 @@ def make_folder(path: Path, flag: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a hyperparameter search over a space."""
-    from gan_search.config import search_config
-    from gan_search.search_names import check_name, check_storage, latest_search, storage_root
-    from gan_search.space import load_space
+    from gan_search.core.config import search_config
+    from gan_search.search.names import check_name, check_storage, latest_search, storage_root
+    from gan_search.core.space import load_space
 
     check_runs_dir(args.runs_dir)
     check_storage(args.storage)
@@ -166,19 +167,19 @@ def cmd_run(args: argparse.Namespace) -> int:
                            device=args.device, confirm=args.confirm,
                            confirm_seeds=args.confirm_seeds)
     if config.address:  # the head found and our token accepted, before ray loads
-        from gan_search.cluster import join_address
+        from gan_search.search.cluster import join_address
 
         join_address(config.address)
-    from gan_search import search  # imports ray: after every argument was checked
+    from gan_search import app  # imports ray: after every argument was checked
+    from gan_search.search.summary import summary_dir
 
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
           f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), "
           f"{config.iters} iterations each, FID-lite every {config.eval_every}, "
           f"{config.concurrency} at a time", flush=True)
-    outcome = search.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
-                                log=lambda line: print(line, flush=True),
-                                live=sys.stdout.isatty())
-    print_outcome(outcome, config, search.summary_dir(config) / "leaderboard.json")
+    outcome = app.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
+                             log=lambda line: print(line, flush=True), live=sys.stdout.isatty())
+    print_outcome(outcome, config, summary_dir(config) / "leaderboard.json")
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
     where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir} --search {outcome.name}"
     print(f"MLflow: parent run {outcome.parent_run_id} ({outcome.logging_seconds:.1f} s of "
@@ -194,12 +195,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def print_outcome(outcome: Any, config: Any, summary: Path) -> None:
     """The leaderboard, the confirmation, best vs baseline, what mattered, where things are."""
-    from gan_search import analysis, confirm, report
+    from gan_search.core.vocabulary import BROKEN
+    from gan_search.search import analysis, confirm, report
 
     print()
     print(report.leaderboard(outcome, sorted(config.searched)))
     for row in outcome.rows:
-        if row.status in ("failed", "diverged") and row.error:
+        if row.status in BROKEN and row.error:
             print(f"trial {row.trial_id} {row.status}: {row.error}")
     if outcome.confirmation:
         print()
@@ -233,8 +235,8 @@ def new_search_name(space: str) -> str:
 def cmd_score(args: argparse.Namespace) -> int:
     """Score generated images against a space's real data; JSON on stdout."""
     spec, config, source, options = _prepare(args.space, [], None, args.data)
-    from gan_search.data import load_splits, read_images
-    from gan_search.metrics import Evaluator
+    from gan_search.engine.data import load_splits, read_images
+    from gan_search.engine.metrics import Evaluator
 
     images, notes = read_images(args.images, config.image_size, config.channels)
     for note in notes:
@@ -286,7 +288,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from gan_search.tracking import require_store, search_url, ui_command
 
     if args.search is not None:
-        from gan_search.search_names import check_name
+        from gan_search.search.names import check_name
 
         check_name(args.search)
     if args.tracking_uri:  # a server that runs already: only the link
@@ -354,9 +356,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     client, run_id = find_run(args.runs_dir, args.tracking_uri, args.run)
     import torch
 
-    from gan_search.config import TrainConfig
-    from gan_search.models import Generator
-    from gan_search.train import draw_noise, save_grid
+    from gan_search.core.config import TrainConfig
+    from gan_search.engine.models import Generator
+    from gan_search.engine.trainer import draw_noise, save_grid
 
     with tempfile.TemporaryDirectory() as folder:
         state = torch.load(download_generator(client, run_id, folder), map_location="cpu",
@@ -375,7 +377,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from gan_search.space import list_spaces, load_space
+    from gan_search.core.space import list_spaces, load_space
 
     if args.name:
         print(Path(load_space(args.name).path).read_text(), end="")
@@ -386,40 +388,51 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options() -> dict[str, argparse.ArgumentParser]:
+    """The options several commands share, each declared once (argparse parent parsers)."""
+    space = _Parser(add_help=False)  # what to train on
+    space.add_argument("--space", default=DEFAULT_SPACE,
+                       help=f"space name or YAML path (default: {DEFAULT_SPACE})")
+    space.add_argument("--data", metavar="DIR",
+                       help="a folder of images to use instead of the space's data")
+    settings = _Parser(add_help=False)  # how to train
+    settings.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="fix a setting, e.g. --set lr_g=0.0005 (repeatable; on run it "
+                               "removes the setting from the search)")
+    settings.add_argument("--iters", type=int, help="iterations (generator steps) per trial "
+                                                    "(default: the space's budget)")
+    store = _Parser(add_help=False)  # where the records are
+    store.add_argument("--runs-dir", default="gan_search_runs",
+                       help="where searches are stored (default: ./gan_search_runs)")
+    store.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                       help="an MLflow tracking server instead of the embedded SQLite store in "
+                            "--runs-dir (default: $MLFLOW_TRACKING_URI)")
+    return {"space": space, "settings": settings, "store": store}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from gan_search.core.vocabulary import DEVICES, EXTRACTORS, Sampler, Scheduler
+
     parser = _Parser(prog="gan-search",
                      description="Hyperparameter search for DCGANs with Ray Tune, Optuna and MLflow.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    common = _Parser(add_help=False)
-    common.add_argument("--space", default=DEFAULT_SPACE,
-                        help=f"space name or YAML path (default: {DEFAULT_SPACE})")
-    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="fix a setting, e.g. --set lr_g=0.0005 (repeatable)")
-    common.add_argument("--iters", type=int, help="iterations (generator steps)")
-    common.add_argument("--data", metavar="DIR", help="train on this folder of images instead")
-    common.add_argument("--out", metavar="DIR", help="output folder")
-
-    train = sub.add_parser("train", parents=[common], help="train one configuration")
+    common = _options()
+    train = sub.add_parser("train", parents=[common["space"], common["settings"]],
+                           help="train one configuration")
+    train.add_argument("--out", metavar="DIR", help="output folder")
     train.add_argument("--device", default="auto",
                        help="auto (CUDA when available, the default), cpu, gpu or cuda:N")
     train.set_defaults(func=cmd_train)
-    run = sub.add_parser("run", help="run a hyperparameter search over a space")
-    run.add_argument("--space", default=DEFAULT_SPACE,
-                     help=f"space name or YAML path (default: {DEFAULT_SPACE})")
+    run = sub.add_parser("run", parents=[common["space"], common["settings"], common["store"]],
+                         help="run a hyperparameter search over a space")
     run.add_argument("--trials", type=int, help="number of trials (default: the space's budget)")
-    run.add_argument("--iters", type=int, help="iterations per trial (default: the space's budget)")
     run.add_argument("--concurrency", type=int, help="trials at a time (default: the space's)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="fix a setting for every trial (removes it from the search)")
-    run.add_argument("--data", metavar="DIR", help="train on this folder of images instead")
-    run.add_argument("--runs-dir", default="gan_search_runs",
-                     help="where searches are stored (default: ./gan_search_runs)")
     run.add_argument("--name", help="search name (default: SPACE-DATE-TIME)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted search (--name, or the space's latest)")
     run.add_argument("--address", help="Ray cluster to join: auto, host:port or ray://host:port "
                                        "(default: a local Ray)")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+    run.add_argument("--device", default="auto", choices=[d.value for d in DEVICES],
                      help="auto (default): the space's GPU share on a cluster (--address) or on "
                           "a machine with a GPU, else CPU; cpu: never a GPU; gpu: always one")
     run.add_argument("--confirm", type=int, default=3, metavar="K",
@@ -429,50 +442,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm-seeds", type=int, default=2, metavar="S",
                      help="fresh seeds per confirmed configuration (default 2)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
-    run.add_argument("--sampler", default="tpe", choices=["tpe", "random"],
+    run.add_argument("--sampler", default=Sampler.TPE.value, choices=[s.value for s in Sampler],
                      help="Optuna sampler (default tpe; random is the baseline)")
-    run.add_argument("--scheduler", choices=["asha", "none"],
+    run.add_argument("--scheduler", choices=[s.value for s in Scheduler],
                      help="early stopping (default: the space's)")
     run.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
                      help="Tune storage shared by all nodes of a cluster: s3://bucket/path or "
                           "a shared (NFS) folder (default: $GAN_SEARCH_STORAGE, which "
                           "cluster/setup-node.sh sets, else RUNS_DIR/tune)")
-    run.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                     help="MLflow tracking server (default: $MLFLOW_TRACKING_URI, else the "
-                          "embedded SQLite store in --runs-dir)")
     run.set_defaults(func=cmd_run)
-    score = sub.add_parser("score", help="score generated images against a space's real data")
-    score.add_argument("--space", default=DEFAULT_SPACE, help="space whose real data is the reference")
+    score = sub.add_parser("score", parents=[common["space"]],
+                           help="score generated images against a space's real data")
     score.add_argument("--images", required=True, metavar="PATH",
                        help="folder of images, or a .npy/.pt uint8 array")
     score.add_argument("--n", type=int, help="sample count N (default: the space's eval_samples)")
-    score.add_argument("--data", metavar="DIR", help="use this folder of real images instead")
     score.add_argument("--extractor", default="auto",
-                       choices=["auto", "randconv32", "randconv64", "inception"],
+                       choices=[e.value for e in EXTRACTORS],
                        help="feature network (default: randconv by image size)")
     score.add_argument("--inception-weights", metavar="PATH",
                        help="torchvision inception_v3 state dict, for --extractor inception")
     score.set_defaults(func=cmd_score)
-    ui = sub.add_parser("ui", help="open the MLflow UI on the search store")
-    ui.add_argument("--runs-dir", default="gan_search_runs")
+    ui = sub.add_parser("ui", parents=[common["store"]],
+                        help="open the MLflow UI on the search store (with --tracking-uri: "
+                             "print (and open) the link to a search on that running server, "
+                             "serve nothing)")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     ui.add_argument("--search", metavar="NAME", help="the search to show (default: the latest)")
     ui.add_argument("--no-browser", action="store_true", help="only print the link")
-    ui.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                    help="a running MLflow server (e.g. a cluster head's): print (and open) "
-                         "the link to a search there, serve nothing (default: "
-                         "$MLFLOW_TRACKING_URI)")
     ui.set_defaults(func=cmd_ui)
-    sample = sub.add_parser("sample", help="sample a grid from a trial's best checkpoint")
+    sample = sub.add_parser("sample", parents=[common["store"]],
+                            help="sample a grid from a trial's best checkpoint")
     sample.add_argument("--run", default="best", help="MLflow run id of a trial, or best")
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     sample.add_argument("--out", default="samples.png", help="PNG to write")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--runs-dir", default="gan_search_runs")
-    sample.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="MLflow tracking server instead of the store "
-                             "(default: $MLFLOW_TRACKING_URI)")
     sample.set_defaults(func=cmd_sample)
     spaces = sub.add_parser("spaces", help="list search spaces, or print one")
     spaces.add_argument("name", nargs="?", help="a space to print")

@@ -80,8 +80,8 @@ def cluster():
 
 
 def search(tmp_path, name, trials, iters, eval_every):
-    from gan_search.config import search_config
-    from gan_search.space import load_space
+    from gan_search.core.config import search_config
+    from gan_search.core.space import load_space
 
     raw = {**SPACE, "budget": {"trials": trials, "iters": iters, "eval_every": eval_every,
                                "eval_samples": 64}, "concurrency": 2}
@@ -102,7 +102,7 @@ def mlflow_children(tmp_path, name):
 
 
 def test_a_search_spreads_trials_over_nodes_and_mlflow_holds_every_trial(cluster, tmp_path):
-    from gan_search.search import run_search
+    from gan_search.app import run_search
 
     _, workers = cluster
     started = time.monotonic()
@@ -144,7 +144,7 @@ def _watch_doomed_node():
 def test_losing_a_worker_mid_search_retries_its_trials_from_their_checkpoints(cluster, tmp_path):
     """Failure settings: FailureConfig(max_failures=3) retries a trial whose node died from
     its latest checkpoint on a node that is still up."""
-    from gan_search.search import run_search
+    from gan_search.app import run_search
 
     ray_cluster, workers = cluster
     doomed = workers[0]
@@ -185,9 +185,9 @@ def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster,
     """On a cluster the search asks for the space's GPU share; the worker advertises a GPU
     but has no CUDA device, so every trial fails with that message, once (not retried
     3 times like a lost node), and MLflow says why."""
-    from gan_search.config import search_config
-    from gan_search.search import run_search
-    from gan_search.space import load_space
+    from gan_search.core.config import search_config
+    from gan_search.app import run_search
+    from gan_search.core.space import load_space
 
     ray_cluster, _ = cluster
     raw = {**SPACE, "resources": {"cpu": 1, "gpu": 0.5}, "concurrency": 2,

@@ -2,9 +2,9 @@
 
 import math
 
-from gan_search.confirm import (Candidate, assign_runs, fresh_seeds, pick_candidates, ranked,
+from gan_search.search.confirm import (Candidate, assign_runs, fresh_seeds, pick_candidates, ranked,
                                 table, trial_configs)
-from gan_search.report import TrialRow
+from gan_search.search.results import TrialRow
 
 
 def row(trial_id, status, score, baseline=False):

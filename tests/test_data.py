@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_search import data as data_mod
-from gan_search.data import decode_pet_cats, load_dataset, resize_array
-from gan_search.errors import DataError
+from gan_search.engine.data import sources as data_mod
+from gan_search.engine.data import decode_pet_cats, load_dataset, resize_array
+from gan_search.core.errors import DataError
 
 
 def test_digits_are_the_1797_sklearn_images_upscaled_with_labels():
@@ -204,7 +204,7 @@ def test_cats_source_goes_through_torchvision_with_local_files(isolated_cache):
 
 def test_the_reference_is_held_out_from_training():
     """A seeded share, the same every time, disjoint from the training images."""
-    from gan_search.data import Dataset, hold_out
+    from gan_search.engine.data import Dataset, hold_out
 
     images = torch.arange(200, dtype=torch.int64).view(200, 1, 1, 1)
     data = Dataset(images, torch.arange(200) % 4, ("a", "b", "c", "d"))
@@ -223,8 +223,8 @@ def test_copies_of_training_images_do_not_score_better_than_held_out_real_images
     """A generator that memorised its training set must not beat real data it never saw:
     both are real samples the reference did not contain, so they score alike (before the
     reference was held out, training copies scored FID-lite 0 and coverage 1)."""
-    from gan_search.data import load_splits
-    from gan_search.metrics import Evaluator
+    from gan_search.engine.data import load_splits
+    from gan_search.engine.metrics import Evaluator
 
     splits = load_splits("fake", 16, 3, {"n": 1200, "classes": 4}, 300)
     evaluator = Evaluator(splits.reference, n=300, train=splits.train)
@@ -239,7 +239,7 @@ def test_copies_of_training_images_do_not_score_better_than_held_out_real_images
 
 
 def test_sources_with_a_test_split_are_scored_against_it(tmp_path, monkeypatch):
-    from gan_search.data import load_splits
+    from gan_search.engine.data import load_splits
 
     calls = []
 
@@ -248,7 +248,7 @@ def test_sources_with_a_test_split_are_scored_against_it(tmp_path, monkeypatch):
         n = 300 if options.get("split") == "test" else 900
         return data_mod._load_fake(size, channels, {"n": n, "seed": len(calls)}, root)
 
-    monkeypatch.setitem(data_mod.SOURCES, "mnist", data_mod.Source(split_aware, ("split", "classes")))
+    monkeypatch.setitem(data_mod.SOURCES, "mnist", data_mod.Source(split_aware, ("split", "classes"), test_split=True))
     splits = load_splits("mnist", 16, 1, {}, 2000)
     assert calls == ["test", "train"] and len(splits.reference.images) == 300
     assert len(splits.train.images) == 900 and "mnist test split (300 images)" in splits.description

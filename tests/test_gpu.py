@@ -9,10 +9,10 @@ import textwrap
 import pytest
 import torch
 
-from gan_search.config import TrainConfig
-from gan_search.data import load_dataset
-from gan_search.metrics import Evaluator
-from gan_search.train import GANTrainer
+from gan_search.core.config import TrainConfig
+from gan_search.engine.data import load_dataset
+from gan_search.engine.metrics import Evaluator
+from gan_search.engine.trainer import GANTrainer
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -88,9 +88,9 @@ def test_evaluation_and_sampling_on_cuda_match_the_cpu(digits):
 
 WORKER = textwrap.dedent("""
     import json, sys, torch
-    from gan_search.config import TrainConfig
-    from gan_search.data import load_dataset
-    from gan_search.train import GANTrainer
+    from gan_search.core.config import TrainConfig
+    from gan_search.engine.data import load_dataset
+    from gan_search.engine.trainer import GANTrainer
     config = TrainConfig(image_size=32, channels=1, z_dim=32, g_width=32, d_width=32,
                          batch_size=64, seed=int(sys.argv[1]))
     trainer = GANTrainer(config, load_dataset("digits", 32, 1).images, device="cuda")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from gan_search.cluster import JOIN_TIMEOUT_S
+from gan_search.search.cluster import JOIN_TIMEOUT_S
 from ray_head import RayHead, free_port
 
 pytestmark = pytest.mark.cluster

@@ -1,41 +1,102 @@
-"""The modules' dependency direction (DESIGN.md): lower modules never import the
-glue libraries, and the space model imports nothing from the rest."""
+"""The layers (DESIGN.md), per folder: core <- engine <- search <- tracking <- app <- cli.
 
+Two checks: every import statement in the package's source (lazy ones inside functions
+included) obeys its folder's rule; and importing a light module loads nothing heavy (the
+CLI checks its input before the slow imports)."""
+
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-HEAVY = ("ray", "optuna", "mlflow")
+PACKAGE = Path(__file__).resolve().parents[1] / "gan_search"
+GLUE = ("ray", "optuna", "mlflow")
+# folder -> (what it must never import: packages or gan_search layers), and, for the
+# tracking layer, the only parts of the search layer it may use (the result model)
+RULES = {
+    "core": ("torch", "torchvision", *GLUE, "gan_search.engine", "gan_search.search",
+             "gan_search.tracking", "gan_search.app", "gan_search.cli"),
+    "engine": (*GLUE, "gan_search.search", "gan_search.tracking", "gan_search.app",
+               "gan_search.cli"),
+    "search": ("mlflow", "gan_search.tracking", "gan_search.app", "gan_search.cli"),
+    "tracking": ("optuna", "torchvision", "gan_search.app", "gan_search.cli", "gan_search.engine"),
+}
+TRACKING_MAY_USE = ("gan_search.search.results", "gan_search.search.settings",
+                    "gan_search.search.restore")
+TRACKING_RAY = ("ray.tune",)  # the Callback base class and Checkpoint: nothing deeper
 
 
-@pytest.mark.parametrize("module,forbidden", [
-    ("gan_search.space", ("torch", "gan_search.config", "gan_search.data", *HEAVY)),
-    ("gan_search.config", ("torch", *HEAVY)),
-    ("gan_search.models", HEAVY),
-    ("gan_search.data", HEAVY),
-    ("gan_search.train", (*HEAVY, "torchvision")),  # torchvision costs each trial a second
-    # the glue the CLI checks input with, before anything heavy loads
-    ("gan_search.placement, gan_search.search_names, gan_search.cluster, gan_search.confirm, "
-     "gan_search.files", ("torch", *HEAVY)),
-    ("gan_search.tuning, gan_search.analysis", ("mlflow", "torch.nn")),
-    ("gan_search.metrics", (*HEAVY, "sklearn")),
-    ("gan_search.cli", ("torch", *HEAVY)),
-    ("gan_search.trainable", ("optuna", "mlflow")),
-    ("gan_search.report", ("optuna", "mlflow")),
-    ("gan_search.search", ()),  # the CLI imports heavy modules only when a command needs them
-])
-def test_module_does_not_import(module, forbidden):
-    code = (f"import sys, {module}; "
-            f"print(' '.join(m for m in {forbidden!r} if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "", f"{module} imports {result.stdout.strip()}"
+def imports(path: Path) -> set[str]:
+    """Every module an import statement in the file names (absolute imports only)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def layer_files(layer: str) -> list[Path]:
+    return sorted((PACKAGE / layer).rglob("*.py"))
+
+
+def test_every_layer_has_a_folder_and_nothing_sits_beside_them():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "app.py", "cli.py"]
+    assert sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__") == \
+        sorted(RULES)
+
+
+@pytest.mark.parametrize("layer", sorted(RULES))
+def test_no_import_runs_against_the_layers(layer):
+    wrong = []
+    for path in layer_files(layer):
+        for name in imports(path):
+            if any(under(name, forbidden) for forbidden in RULES[layer]):
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {name}")
+            if layer == "tracking" and under(name, "gan_search.search") and \
+                    not any(under(name, ok) for ok in TRACKING_MAY_USE):
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {name} (not the result model)")
+            if layer == "tracking" and under(name, "ray") and name not in TRACKING_RAY:
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {name} (a Ray internal)")
+    assert wrong == []
+
+
+def test_the_rule_check_sees_a_wrong_import(tmp_path):
+    """The AST check itself: a lazy import inside a function counts."""
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    import ray.tune\n    from gan_search.search import run\n")
+    assert imports(module) == {"ray.tune", "gan_search.search"}
 
 
 def test_only_tracking_imports_mlflow():
-    from pathlib import Path
+    importers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                       if any(under(n, "mlflow") for n in imports(p)))
+    assert importers and all(p.startswith("tracking/") for p in importers), importers
 
-    package = Path(__file__).resolve().parent.parent / "gan_search"
-    importers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
-                       if "import mlflow" in p.read_text() or "from mlflow" in p.read_text())
-    assert importers == ["tracking/checkpoints.py", "tracking/store.py", "tracking/tracker.py"]
+
+@pytest.mark.parametrize("module,forbidden", [
+    ("gan_search.core.space", ("torch", "gan_search.core.config", "gan_search.engine", *GLUE)),
+    ("gan_search.core.config", ("torch", *GLUE)),
+    ("gan_search.engine.trainer", (*GLUE, "torchvision")),  # torchvision costs each trial a second
+    ("gan_search.engine.metrics", (*GLUE, "sklearn")),
+    # what the CLI checks input with, before anything heavy loads
+    ("gan_search.search.placement, gan_search.search.names, gan_search.search.cluster, "
+     "gan_search.search.confirm, gan_search.search.settings, gan_search.search.results",
+     ("torch", *GLUE)),
+    ("gan_search.cli", ("torch", *GLUE)),
+    ("gan_search.search.tuning, gan_search.search.analysis", ("mlflow", "torch.nn")),
+    ("gan_search.search.trainable, gan_search.search.progress", ("optuna", "mlflow")),
+])
+def test_module_does_not_load(module, forbidden):
+    code = (f"import sys, {module}; "
+            f"print(' '.join(m for m in {forbidden!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"{module} loads {result.stdout.strip()}"

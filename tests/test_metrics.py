@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from conftest import run_cli
-from gan_search.data import Dataset, load_dataset
-from gan_search.errors import DataError
-from gan_search.metrics import Evaluator, RandConv, frechet_distance, gaussian_stats, kid, ndb_k, prdc
-from gan_search.metrics.collapse import class_metrics, collapse_score, kmeans
-from gan_search.metrics.features import InceptionFeatures, default_extractor
+from gan_search.engine.data import Dataset, load_dataset
+from gan_search.core.errors import DataError
+from gan_search.engine.metrics import Evaluator, RandConv, frechet_distance, gaussian_stats, kid, ndb_k, prdc
+from gan_search.engine.metrics.collapse import class_metrics, collapse_score, kmeans
+from gan_search.engine.metrics.features import InceptionFeatures, default_extractor
 
 
 def test_frechet_distance_matches_the_scipy_sqrtm_formula():

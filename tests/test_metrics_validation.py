@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from disturbances import DISTURBANCES
-from gan_search.data import Dataset, load_dataset
-from gan_search.metrics import Evaluator
+from gan_search.engine.data import Dataset, load_dataset
+from gan_search.engine.metrics import Evaluator
 
 N = 898
 

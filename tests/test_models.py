@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from gan_search.config import TrainConfig, size_plan
-from gan_search.errors import ConfigError
-from gan_search.models import Discriminator, Generator, build_models
+from gan_search.core.config import TrainConfig, size_plan
+from gan_search.core.errors import ConfigError
+from gan_search.engine.models import Discriminator, Generator, build_models
 
 SIZES = [16, 28, 32, 40, 64, 128]
 

@@ -4,9 +4,9 @@ never from what a cluster happens to have when the search starts."""
 import pytest
 
 from conftest import run_cli
-from gan_search.errors import ConfigError
-from gan_search.placement import place_trials
-from gan_search.space import Resources
+from gan_search.core.errors import ConfigError
+from gan_search.search.placement import place_trials
+from gan_search.core.space import Resources
 
 GPU_SPACE, CPU_SPACE = Resources(cpu=2, gpu=0.5), Resources(cpu=1, gpu=0)
 

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-from gan_search import report
-from gan_search.report import ProgressView
+from gan_search.search import progress as report
+from gan_search.search.progress import ProgressView
 
 
 def trial(trial_id, status, cpu=1, gpu=0.5):
@@ -105,8 +105,8 @@ def test_plain_output_gets_the_progress_as_one_event_per_line(monkeypatch):
     from what the trials posted to the search's progress board (a real Ray actor)."""
     import ray
 
-    from gan_search.report import ProgressBoard
-    from gan_search.search import connect
+    from gan_search.search.progress import ProgressBoard
+    from gan_search.search.prepare import connect
 
     connect(None)
     board = ray.remote(num_cpus=0)(ProgressBoard).remote()
@@ -126,7 +126,7 @@ def test_plain_output_gets_the_progress_as_one_event_per_line(monkeypatch):
 def test_the_live_line_tells_running_trials_apart():
     """Confirmation trials have Tune's ids (`0aa41_00000`, `0aa41_00001`): the live line
     names each in full, with its step of its budget, its speed and latest FID-lite."""
-    from gan_search.report import live_line
+    from gan_search.search.progress import live_line
 
     trials = [SimpleNamespace(trial_id=f"0aa41_0000{i}", status="RUNNING") for i in range(2)]
     posted = {"0aa41_00000": {"step": 850, "iters": 1200, "rate": 68.0, "fid": 5.94},

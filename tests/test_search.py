@@ -11,13 +11,14 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 from conftest import run_cli
-from gan_search.config import search_config
-from gan_search.errors import ConfigError
-from gan_search.report import TrialRow, leaderboard, pareto_front
-from gan_search.search import run_search
-from gan_search.trainable import trial_status
-from gan_search.tuning import tune_space
-from gan_search.space import load_space, parse_space
+from gan_search.core.config import search_config
+from gan_search.core.errors import ConfigError
+from gan_search.search.report import leaderboard
+from gan_search.search.results import TrialRow, pareto_front
+from gan_search.app import run_search
+from gan_search.search.results import trial_status
+from gan_search.search.tuning import tune_space
+from gan_search.core.space import load_space, parse_space
 
 SPACE = {
     "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
@@ -101,7 +102,7 @@ def test_pareto_front_marks_non_dominated_trials():
 def test_the_search_builds_asha_with_a_rung_per_evaluation_and_seeded_tpe():
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from gan_search.tuning import build_sampler, build_scheduler
+    from gan_search.search.tuning import build_sampler, build_scheduler
 
     spec = parse_space({**SPACE, "budget": {"trials": 9, "iters": 120, "eval_every": 20}}, "s.yaml")
     scheduler = build_scheduler(search_config(spec, name="x"))
@@ -211,7 +212,7 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from gan_search.tracking import MESSAGE_TAG, STATUS_TAG, store_paths
-    from gan_search.trainable import DIVERGED_SCORE
+    from gan_search.search.trainable import DIVERGED_SCORE
 
     raw = {**SPACE, "budget": {"trials": 2, "iters": 60, "eval_every": 20, "eval_samples": 100},
            "fixed": {"z_dim": 16, "batch_size": 32, "g_width": 8, "d_width": 8, "beta1": 0.9,

@@ -3,7 +3,7 @@ newest search of a space in whichever storage the search would use."""
 
 import os
 
-from gan_search.search_names import latest_search, storage_root
+from gan_search.search.names import latest_search, storage_root
 
 
 def test_a_storage_uri_is_kept_as_a_uri():

@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from gan_search.config import TrainConfig, check_space_params, config_from_space
-from gan_search.errors import ConfigError, SpaceError
-from gan_search.space import list_spaces, load_space
+from gan_search.core.config import TrainConfig, check_space_params, config_from_space
+from gan_search.core.errors import ConfigError, SpaceError
+from gan_search.core.space import list_spaces, load_space
 
 GOOD = """
 name: t

@@ -11,11 +11,11 @@ import pytest
 import torch
 from ray.tune.search.optuna import OptunaSearch
 
-from gan_search.config import search_config
-from gan_search.data import SOURCES, load_dataset
-from gan_search.tuning import tune_space
-from gan_search.space import list_spaces, load_space
-from gan_search.train import GANTrainer
+from gan_search.core.config import search_config
+from gan_search.engine.data import SOURCES, load_dataset
+from gan_search.search.tuning import tune_space
+from gan_search.core.space import list_spaces, load_space
+from gan_search.engine.trainer import GANTrainer
 
 
 @pytest.mark.parametrize("name", sorted(list_spaces()))
@@ -61,8 +61,8 @@ def test_shipped_space_carries_a_cited_baseline_inside_its_space(name):
 
 
 def test_a_baseline_outside_its_space_is_refused(tmp_path):
-    from gan_search.errors import SpaceError
-    from gan_search.space import parse_space
+    from gan_search.core.errors import SpaceError
+    from gan_search.core.space import parse_space
 
     raw = {"data": {"source": "fake"}, "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4,
                                                               "high": 1e-2}},

@@ -10,10 +10,11 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from conftest import run_cli
-from gan_search.config import search_config
-from gan_search.search import run_search
-from gan_search.space import load_space
+from gan_search.core.config import search_config
+from gan_search.app import run_search
+from gan_search.core.space import load_space
 from gan_search.tracking import ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
+from gan_search.tracking.store import logged_grid_steps
 
 SPACE = {
     "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
@@ -44,13 +45,6 @@ def tracked(tmp_path_factory):
     experiment = client.get_experiment_by_name(spec.name)
     runs_found = client.search_runs([experiment.experiment_id])
     return runs, outcome, client, experiment, runs_found
-
-
-def grid_steps(client, run_id):
-    """Evaluation steps of the sample grids logged with log_image (a PNG, plus a webp
-    preview, per step: `images/samples+step+20+timestamp+...png`)."""
-    names = [f.path for f in client.list_artifacts(run_id, "images") if f.path.endswith(".png")]
-    return sorted(int(name.split("+step+")[1].split("+")[0]) for name in names)
 
 
 def children_of(found):
@@ -95,7 +89,7 @@ def test_children_hold_params_metric_histories_images_and_status(tracked):
         assert steps == ([20, 40] if row.metrics["step"] == 40 else [20])
         assert all(math.isfinite(m.value) for m in history)
         assert client.get_metric_history(child.info.run_id, "collapse")
-        assert grid_steps(client, child.info.run_id) == steps  # one grid per evaluation
+        assert logged_grid_steps(client, child.info.run_id) == steps  # one grid per evaluation
         # the numbers the search ranked by, as the child's final metrics
         assert child.data.metrics["fid_lite_best"] == pytest.approx(row.metrics["fid_lite_best"])
         assert child.data.metrics["best_step"] == row.metrics["best_step"]

@@ -91,8 +91,8 @@ def test_the_tracker_never_opens_a_trials_full_checkpoint(tmp_path):
     handler = Recording()
     checkpoint = tune.Checkpoint(str(folder), filesystem=pyarrow.fs.PyFileSystem(handler))
     (tmp_path / "space.yaml").write_text("data: {source: fake}\n")
-    tracker = MlflowTracker(str(tmp_path), None, "exp", "s1", {"searched": []},
-                            str(tmp_path / "space.yaml"), pending_dir=tmp_path / "s1")
+    tracker = MlflowTracker(str(tmp_path), None, "exp", "s1", {"searched": []}, {},
+                            str(tmp_path / "space.yaml"), tmp_path / "s1")
     tracker.start()
     best = SimpleNamespace(metrics={"fid_lite": 5.0}, checkpoint=checkpoint)
     trial = SimpleNamespace(trial_id="x", config={"lr_g": 0.001},
@@ -103,11 +103,11 @@ def test_the_tracker_never_opens_a_trials_full_checkpoint(tmp_path):
     tracker.on_trial_result(0, [], trial, trial.last_result)
     tracker.on_checkpoint(0, [], trial, checkpoint)
     tracker.on_trial_complete(0, [], trial)
-    tracker.flush()  # the writer thread has written everything
+    tracker.writer.flush()  # the writer thread has written everything
     assert "trainer.pt" not in handler.opened
     assert set(handler.opened) == {"samples.png", "generator.pt"}
-    run_id = tracker.records["x"].run_id
-    client = tracker.client
+    run_id = tracker.ledger.records["x"].run_id
+    client = tracker.recorder.client
     assert {f.path for f in client.list_artifacts(run_id, "checkpoint")} == \
         {"checkpoint/generator.pt", "checkpoint/samples.png"}
     assert [f.path for f in client.list_artifacts(run_id, "images") if f.path.endswith(".png")]

@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_search.config import TrainConfig
-from gan_search.data import load_dataset
-from gan_search.train import GRID_SAMPLES, GANTrainer
+from gan_search.core.config import TrainConfig
+from gan_search.engine.data import load_dataset
+from gan_search.engine.trainer import GRID_SAMPLES, GANTrainer
 
 
 def small(**changes) -> TrainConfig:
@@ -211,7 +211,7 @@ def test_a_checkpoint_from_another_device_restores_and_continues(tmp_path, digit
 
 
 def test_auto_precision_follows_what_the_cpu_reports(tmp_path, digits, monkeypatch):
-    from gan_search import train
+    from gan_search.engine import trainer as train
 
     flags = "flags\t\t: fpu sse2 avx2 avx512f {}\n"
     for extra, native in (("avx512_bf16", True), ("amx_bf16 amx_tile", True), ("", False)):

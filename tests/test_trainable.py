@@ -1,11 +1,13 @@
 """The trial's scoring rules, on evaluations made up here: what Tune, ASHA and Optuna see."""
 
+import dataclasses
 import pytest
 
-from gan_search.tuning import CollapseStopper
-from gan_search.trainable import _progress_metrics, ended_scores, new_progress
+from gan_search.search.tuning import CollapseStopper
+from gan_search.search.settings import SharedSettings, objectives_of
+from gan_search.search.trainable import _progress_metrics, ended_scores, new_progress
 
-RULE = {"collapse_threshold": 0.9, "collapse_patience": 2}
+RULE = SharedSettings(base={}, collapse_threshold=0.9, collapse_patience=2)
 
 
 def evaluations(*pairs):
@@ -52,7 +54,7 @@ def test_the_collapse_stopper_stops_exactly_the_collapsed_trials(result, stop):
 
 @pytest.mark.parametrize("objectives", [["fid_lite"], ["kid"], ["collapse", "fid_lite"]])
 def test_every_objective_is_reported_by_every_trial_and_score_is_the_first(objectives):
-    rule = {**RULE, "objectives": objectives}
+    rule = dataclasses.replace(RULE, objectives=objectives_of(objectives))
     progress = new_progress()
     for fid, collapse, kid in ((9.0, 0.4, 0.2), (6.0, 0.5, 0.3)):
         metrics = _progress_metrics({"fid_lite": fid, "collapse": collapse, "kid": kid,

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from PIL import Image, ImageStat
 
-from gan_search.config import search_config
-from gan_search.search import run_search
-from gan_search.space import load_space
+from gan_search.core.config import search_config
+from gan_search.app import run_search
+from gan_search.core.space import load_space
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("GAN_SEARCH_TEST_ARTIFACTS",

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from gan_search.trainable import GENERATOR_FILE, GRID_FILE
+from gan_search.search.results import GENERATOR_FILE, GRID_FILE
 
 
 def best_checkpoint(trial: Any) -> Any:

@@ -14,10 +14,10 @@ from urllib.parse import quote, urlencode
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from gan_search.errors import ConfigError
+from gan_search.core.errors import ConfigError
+from gan_search.core.vocabulary import Role
+from gan_search.tracking.tags import ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG
 
-SEARCH_TAG, TRIAL_TAG, STATUS_TAG = "gan_search.search", "gan_search.trial_id", "gan_search.status"
-MESSAGE_TAG, ROLE_TAG = "gan_search.message", "gan_search.role"  # role: search, baseline, confirm
 VIEW_TAG = "mlflow.sharedViewState."  # + key: a saved view of the runs table (the UI's format)
 # the UI's runs table shows these columns in the saved view of a search
 VIEW_COLUMNS = ["metrics.`fid_lite_best`", "metrics.`best_step`", "metrics.`collapse_at_best`",
@@ -108,7 +108,7 @@ def require_store(runs_dir: str) -> str:
 def searches(client: MlflowClient) -> list:
     """The parent runs of every search in the store, newest first."""
     experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = 'parent'",
+    return client.search_runs(experiments, filter_string=f"tags.`{ROLE_TAG}` = '{Role.PARENT}'",
                               order_by=["attributes.start_time DESC"],
                               max_results=1000) if experiments else []
 
@@ -157,3 +157,20 @@ def ui_command(runs_dir: str, host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
             "--default-artifact-root", store_paths(runs_dir)[1], "--host", host,
             "--port", str(port)]
+
+
+def logged_grid_steps(client: MlflowClient, run_id: str, key: str = "samples") -> list[int]:
+    """The steps at which a run has a sample grid logged by ``log_image(key=, step=)``, one
+    entry per grid (a step logged twice shows twice).
+
+    MLflow has no public call that lists a run's logged images by step; its UI reads them
+    from the artifact names ``images/<key>+step+<step>+timestamp+<ms>+<uuid>.png`` (plus a
+    ``+compressed.webp`` preview), written by ``MlflowClient.log_image`` in the pinned
+    MLflow 3.17. This is the one place that reads that naming (tests check it against what
+    ``log_image`` really writes). A marker metric logged after the image was tried instead:
+    a server that dies between MLflow's three writes of one image then gets the grid twice.
+    """
+    names = [f.path.rsplit("/", 1)[-1] for f in client.list_artifacts(run_id, "images")]
+    prefix = f"{key}+step+"
+    return sorted(int(name[len(prefix):].split("+")[0]) for name in names
+                  if name.startswith(prefix) and name.endswith(".png"))

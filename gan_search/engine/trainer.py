@@ -33,9 +33,11 @@ import torch.nn.functional as F
 from torch import nn
 from PIL import Image
 
-from gan_search.config import TrainConfig
-from gan_search.files import save_atomic, write_atomic
-from gan_search.models import build_models
+from gan_search.core.config import TrainConfig
+from gan_search.core.files import write_atomic
+from gan_search.core.vocabulary import Status
+from gan_search.engine.atomic import save_atomic
+from gan_search.engine.models import build_models
 
 GRID_SAMPLES = 64  # fixed noise batch for sample grids, 8 x 8
 # compile: auto compiles G and D on CUDA for trials of at least this many iterations; the
@@ -63,9 +65,9 @@ def native_bf16_cpu(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 @dataclass
 class TrainResult:
-    """How a run ended: status is "finished" or "diverged"."""
+    """How a run ended: ``Status.FINISHED`` or ``Status.DIVERGED``."""
 
-    status: str
+    status: Status
     step: int
     message: str = ""
     history: list[dict[str, float]] = field(default_factory=list)
@@ -219,12 +221,12 @@ class GANTrainer:
                 history.append(means)
                 sums, count = {}, 0
                 if not all(math.isfinite(v) for v in means.values()):
-                    return TrainResult("diverged", self.step, "non-finite loss "
+                    return TrainResult(Status.DIVERGED, self.step, "non-finite loss "
                                        f"(loss_d={means['loss_d']}, loss_g={means['loss_g']}) "
                                        f"by step {self.step}", history)
                 if on_sync is not None and on_sync(self, means):
                     break
-        return TrainResult("finished", self.step, "", history)
+        return TrainResult(Status.FINISHED, self.step, "", history)
 
     # ------------------------------------------------------------ sampling
 

@@ -23,13 +23,14 @@ from typing import Any, Mapping
 
 import yaml
 
-from gan_search.errors import SpaceError
+from gan_search.core.errors import SpaceError
+from gan_search.core.vocabulary import Objective, Scheduler
 
 KINDS = ("uniform", "loguniform", "int", "choice")
 # names that become folders, MLflow experiment and run names, and filter values
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-OBJECTIVES = ("fid_lite", "collapse", "kid")
-SCHEDULERS = ("asha", "none")
+OBJECTIVES = tuple(o.value for o in Objective)  # the shared vocabulary, as plain names
+SCHEDULERS = tuple(s.value for s in Scheduler)
 
 _TOP_KEYS = (
     "name", "description", "data", "parameters", "fixed", "objectives",
@@ -156,7 +157,7 @@ def spaces_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("GAN_SEARCH_SPACES"):
         dirs.append(Path(os.environ["GAN_SEARCH_SPACES"]))
-    dirs.append(Path(__file__).resolve().parent.parent / "search_spaces")
+    dirs.append(Path(__file__).resolve().parents[2] / "search_spaces")
     dirs.append(Path(sys.prefix) / "share" / "gan-search" / "search_spaces")
     return [d for d in dirs if d.is_dir()]
 

@@ -29,26 +29,18 @@ import ray
 import torch
 from ray import tune
 
-from gan_search.confirm import settings_of
-from gan_search.metrics import Evaluator
-from gan_search.train import GANTrainer
+from gan_search.core.vocabulary import OBJECTIVES, Objective, Status
+from gan_search.engine.metrics import Evaluator
+from gan_search.engine.trainer import GANTrainer
+from gan_search.search.results import GENERATOR_FILE, GRID_FILE, PROGRESS_FILE, TRAINER_FILE
+from gan_search.search.settings import SharedSettings, TrialSettings
 
 DIVERGED_SCORE = 1.0e4  # worse than any FID-lite a working generator reaches
-OBJECTIVES = ("fid_lite", "collapse", "kid")  # every trial reports score_<name> for each
-WORST = {"fid_lite": DIVERGED_SCORE, "collapse": 1.0, "kid": DIVERGED_SCORE}
-TRAINER_FILE, GRID_FILE, PROGRESS_FILE = "trainer.pt", "samples.png", "progress.json"
-GENERATOR_FILE = "generator.pt"  # G alone (weights, config, step): what MLflow keeps
-STATUSES = ("finished", "stopped", "collapsed", "diverged", "failed")
+# every trial reports score_<objective> for each objective; these when it diverged or failed
+WORST = {Objective.FID_LITE: DIVERGED_SCORE, Objective.COLLAPSE: 1.0, Objective.KID: DIVERGED_SCORE}
 # set on the nodes of a Ray fake multi-node cluster, whose "GPUs" are only resource labels:
 # trials given such a GPU train on the CPU instead of failing
 FAKE_GPU_ENV = "GAN_SEARCH_FAKE_GPU"
-
-
-def checkpoint_uri(checkpoint: Any) -> str:
-    """A Tune checkpoint's location: a local path, or a URI its filesystem can be found from
-    again (Tune's checkpoint paths on s3://... storage carry no scheme)."""
-    kind = checkpoint.filesystem.type_name
-    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
 
 
 class TrialError(RuntimeError):
@@ -56,7 +48,7 @@ class TrialError(RuntimeError):
 
 
 def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: dict,
-              settings: dict[str, Any], board: Any = None) -> None:
+              settings: SharedSettings, board: Any = None) -> None:
     """Train and evaluate one configuration, reporting each evaluation to Tune.
 
     A trial that fails for its own reasons (an error in its code or configuration, a GPU
@@ -68,7 +60,8 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         config: the sampled hyperparameters (Tune's trial config).
         images: the shared uint8 dataset (from the object store).
         evaluator_state: ``Evaluator.state()`` of the driver (real statistics).
-        settings: base trial settings, the GPU share, the collapse rule (threshold, patience).
+        settings: what every trial of the search shares (base values, resources, objectives,
+            the collapse rule).
         board: the search's ProgressBoard actor (report.py), told the step and speed between
             evaluations for the live progress line; None: nobody listens.
     """
@@ -76,20 +69,20 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         _train_and_report(config, images, evaluator_state, settings, board)
     except Exception as err:  # noqa: BLE001 - the trial's own error: reported, not retried
         message = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
-        tune.report({"status": "failed", "message": message, **ended_scores(settings)})
+        tune.report({"status": Status.FAILED, "message": message, **ended_scores(settings)})
 
 
-def trial_device(settings: dict[str, Any]) -> str:
+def trial_device(settings: SharedSettings) -> str:
     """cuda for a trial that Ray gave a GPU share, else cpu; a trial given a GPU it cannot
     see fails instead of training on the CPU unnoticed."""
-    if settings.get("gpu", 0) <= 0:
+    if settings.gpu <= 0:
         return "cpu"
     if torch.cuda.is_available():
         return "cuda"
     if os.environ.get(FAKE_GPU_ENV) == "1":  # Ray's fake multi-node clusters (tests)
         return "cpu"
     node = ray.get_runtime_context().get_node_id()[:8]
-    raise TrialError(f"this trial was given GPU {settings['gpu']:g} on node {node} but torch sees no "
+    raise TrialError(f"this trial was given GPU {settings.gpu:g} on node {node} but torch sees no "
                      f"CUDA device there (CUDA_VISIBLE_DEVICES="
                      f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, torch {torch.__version__}); "
                      "install a CUDA build of torch and the NVIDIA driver on the GPU nodes, or "
@@ -97,12 +90,9 @@ def trial_device(settings: dict[str, Any]) -> str:
 
 
 def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_state: dict,
-                      settings: dict[str, Any], board: Any = None) -> None:
-    from gan_search.config import TrainConfig
-
-    trial_config = TrainConfig.from_dict({**settings["base"], **settings_of(config)},
-                                         source="trial")
-    torch.set_num_threads(max(1, int(settings.get("cpu", 1))))
+                      settings: SharedSettings, board: Any = None) -> None:
+    trial_config = TrialSettings.of(config).train_config(settings)
+    torch.set_num_threads(max(1, int(settings.cpu)))
     trainer = GANTrainer(trial_config, images, device=trial_device(settings))
     evaluator = Evaluator.from_state(evaluator_state, device=trainer.device)
     progress = new_progress()
@@ -120,8 +110,8 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
         target = min(trial_config.iters, (trainer.step // every + 1) * every)
         outcome = trainer.train(target, sync_every=min(25, every), on_sync=poster)
         losses = outcome.history[-1] if outcome.history else {}
-        if outcome.status == "diverged":
-            tune.report({"status": "diverged", "step": trainer.step, "message": outcome.message,
+        if outcome.status == Status.DIVERGED:
+            tune.report({"status": Status.DIVERGED, "step": trainer.step, "message": outcome.message,
                          **ended_scores(settings)})
             return
         scores = evaluator.score(trainer.sample(evaluator.n))
@@ -131,10 +121,10 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
                         "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
         metrics.update(_trained_as(trainer))
         metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
-        metrics["gpu_share"] = settings.get("gpu", 0)  # what Ray placed it with
+        metrics["gpu_share"] = settings.gpu  # what Ray placed it with
         metrics["resumed_from_step"] = resumed_from
-        metrics["status"] = ("collapsed" if metrics["collapsed"] else
-                             "finished" if trainer.step >= trial_config.iters else "running")
+        metrics["status"] = (Status.COLLAPSED if metrics["collapsed"] else Status.FINISHED
+                             if trainer.step >= trial_config.iters else Status.RUNNING)
         with tempfile.TemporaryDirectory() as folder:
             trainer.save_checkpoint(Path(folder) / TRAINER_FILE)
             trainer.save_generator(Path(folder) / GENERATOR_FILE)
@@ -190,7 +180,8 @@ def new_progress() -> dict:
             "collapse_at_best": 1.0, "streak": 0}
 
 
-def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -> dict:
+def _progress_metrics(scores: dict, progress: dict, step: int,
+                      settings: SharedSettings) -> dict:
     """Update the best-so-far record and the collapse streak; the metrics to report.
 
     Each objective's score (``score_<name>``) is its best value so far; ``score`` is the
@@ -203,9 +194,9 @@ def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -
         progress.update(best_step=step, collapse_at_best=values["collapse"])
     for name, value in values.items():
         best[name] = min(best[name], value)
-    above = values["collapse"] > settings["collapse_threshold"]
+    above = values["collapse"] > settings.collapse_threshold
     progress["streak"] = progress["streak"] + 1 if above else 0
-    collapsed = progress["streak"] >= settings["collapse_patience"]
+    collapsed = progress["streak"] >= settings.collapse_patience
     reported = values if collapsed else best  # a collapsed trial: the evaluation that said so
     metrics = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
     metrics.update({
@@ -215,24 +206,14 @@ def _progress_metrics(scores: dict, progress: dict, step: int, settings: dict) -
         "collapse_best": best["collapse"],
         "collapse_streak": progress["streak"], "collapsed": collapsed,
         **{f"score_{name}": reported[name] for name in OBJECTIVES},
-        "score": reported[settings.get("objectives", OBJECTIVES)[0]],
+        "score": reported[settings.primary],
     })
     return metrics
 
 
-def ended_scores(settings: dict) -> dict[str, Any]:
+def ended_scores(settings: SharedSettings) -> dict[str, Any]:
     """The scores of a trial that diverged or failed: the worst of every objective, so that
     every objective key is reported by every trial (Optuna and ASHA need them all)."""
-    primary = settings.get("objectives", OBJECTIVES)[0]
-    return {**{f"score_{name}": WORST[name] for name in OBJECTIVES}, "score": WORST[primary],
-            "fid_lite_best": WORST["fid_lite"], "collapsed": False}
-
-
-def trial_status(metrics: dict[str, Any], error: Any) -> str:
-    """finished / stopped (early, by ASHA) / collapsed / diverged / failed."""
-    if error is not None:
-        return "failed"
-    status = metrics.get("status")
-    if status in ("diverged", "collapsed", "finished", "failed"):
-        return status
-    return "stopped" if metrics else "failed"
+    return {**{f"score_{name}": WORST[name] for name in OBJECTIVES},
+            "score": WORST[settings.primary], "fid_lite_best": WORST[Objective.FID_LITE],
+            "collapsed": False}

@@ -1,5 +1,5 @@
-"""What a search shows people: the live progress view (a Tune callback), each trial's
-outcome, the Pareto front and the leaderboard table."""
+"""What a running search shows people: the live progress view (a Tune callback) and the
+small actor that trials post their step and speed to."""
 
 from __future__ import annotations
 
@@ -8,122 +8,14 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import ray
 from ray.tune import Callback
 
-from gan_search.trainable import trial_status
-
-
-@dataclass
-class TrialRow:
-    """One trial's outcome, for the leaderboard and MLflow."""
-
-    trial_id: str
-    status: str
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    path: str | None = None
-    checkpoint: str | None = None
-    error: str | None = None
-    pareto: bool = False
-    baseline: bool = False  # the space's hand-picked configuration, evaluated first
-
-    @property
-    def score(self) -> float:
-        value = self.metrics.get("score")
-        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
-
-
-@dataclass
-class SearchOutcome:
-    name: str
-    path: str
-    rows: list[TrialRow]
-    interrupted: bool
-    seconds: float
-    objectives: list[str] = field(default_factory=list)
-    study: Any = None  # the Optuna study (from Tune's saved searcher state)
-    logging_seconds: float = 0.0  # time spent writing MLflow records
-    fit_seconds: float = 0.0  # the search's Tune fit alone (no start-up, confirmation, plots)
-    parent_run_id: str | None = None
-    confirmation: list | None = None  # confirm.Candidate, best mean first (None: not run)
-    confirm_rows: list[TrialRow] = field(default_factory=list)  # the confirmation's trials
-    importances: list[tuple[str, float]] = field(default_factory=list)
-    plots: list = field(default_factory=list)  # PNG paths of Optuna's plots
-
-    @property
-    def best(self) -> TrialRow | None:
-        """What the summary, `sample --run best` and MLflow's best_run_id point to: with a
-        confirmation, the confirmed winner's best fresh-seed run (full budget); else the
-        search's best trial (best_row)."""
-        if self.confirmation:
-            runs = {r.trial_id: r for r in self.confirm_rows}
-            winner = [runs[run["trial_id"]] for run in self.confirmation[0].runs
-                      if run["trial_id"] in runs]
-            found = best_row(winner)
-            if found is not None:
-                return found
-        return best_row(self.rows)
-
-    @property
-    def baseline(self) -> TrialRow | None:
-        return next((r for r in self.rows if r.baseline), None)
-
-
-def best_row(rows: list[TrialRow]) -> TrialRow | None:
-    """The search's best trial, one rule for the summary, `sample --run best` and MLflow:
-    the lowest score among trials that trained to a normal end (finished, or stopped early
-    by ASHA); only when there is none, among collapsed trials; never a diverged, failed or
-    interrupted one."""
-    for statuses in (("finished", "stopped"), ("collapsed",)):
-        scored = [r for r in rows if r.status in statuses and math.isfinite(r.score)]
-        if scored:
-            return min(scored, key=lambda r: r.score)
-    return None
-
-
-def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None:
-    """One line: the search's best against the hand-picked baseline, at the same budget per
-    trial; after a confirmation, both as means over the same fresh seeds."""
-    base = outcome.baseline
-    if base is None:
-        return None
-    budget = f"at the same budget per trial ({iters:,} iterations)"
-    if outcome.confirmation:
-        win = outcome.confirmation[0]
-        mine = next((c for c in outcome.confirmation if c.baseline), None)
-        if win.baseline or mine is None or not math.isfinite(win.mean):
-            return (f"the baseline {name} (trial {base.trial_id}) is the confirmed winner: the "
-                    f"search did not beat it {budget}")
-        return (f"confirmed winner, trial {win.trial_id}: {win.mean:.3f} ± {win.spread:.3f} vs the "
-                f"baseline {name} (trial {base.trial_id}): {mine.mean:.3f} ± {mine.spread:.3f} over "
-                f"the same fresh seeds, {_change(win.mean, mine.mean)}, {budget}")
-    best = best_row(outcome.rows)
-    if best is None or best is base:
-        return f"the baseline {name} (trial {base.trial_id}) is the best trial {budget}"
-    return (f"best found, trial {best.trial_id}: {best.score:.3f} vs the baseline {name} (trial "
-            f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, {budget}")
-
-
-def _change(mine: float, theirs: float) -> str:
-    if not math.isfinite(theirs) or theirs <= 0:
-        return "the baseline has no finite score"
-    share = 100 * (theirs - mine) / theirs
-    return f"{share:.0f}% lower" if share >= 0 else f"{-share:.0f}% higher (worse)"
-
-
-def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
-    """Mark rows not dominated on every key (all minimised)."""
-    scored = [r for r in rows if all(isinstance(r.metrics.get(k), (int, float)) for k in keys)]
-    for row in scored:
-        mine = [row.metrics[k] for k in keys]
-        row.pareto = not any(
-            all(o <= m for o, m in zip([other.metrics[k] for k in keys], mine)) and
-            any(o < m for o, m in zip([other.metrics[k] for k in keys], mine))
-            for other in scored if other is not row)
+from gan_search.core.vocabulary import Status
+from gan_search.search.restore import Restorable
+from gan_search.search.results import trial_status
 
 
 class ProgressBoard:
@@ -140,10 +32,7 @@ class ProgressBoard:
         return self.trials
 
 
-RESTORED_VIEWS: list["ProgressView"] = []  # views Tuner.restore unpickled (see search._fit)
-
-
-class ProgressView(Callback):
+class ProgressView(Callback, Restorable):
     """One concise line per trial event, in place of Ray's tables, and a live line of the
     running trials (step of budget, iterations per second, latest FID-lite, ETA): redrawn in
     place on a terminal, printed as an event line every ``plain_every`` seconds elsewhere.
@@ -152,9 +41,13 @@ class ProgressView(Callback):
     after a resume too (when Tune restores this callback from the saved experiment).
     """
 
+    LIVE = ("log", "board", "live")  # the driver's output and actor (restore.py)
+    DETACHED = {"log": print, "board": None, "live": False}
+
     def __init__(self, planned: int, log: Callable[[str], None] = print,
                  cluster: bool = False, board: Any = None, live: bool = False,
-                 iters: int = 0) -> None:
+                 iters: int = 0, key: str = "progress") -> None:
+        self.key = key
         self.planned, self.log, self.cluster = planned, log, cluster
         self.board, self.live, self.iters = board, live, iters
         self.started = time.perf_counter()
@@ -163,18 +56,14 @@ class ProgressView(Callback):
         self.progress_said = time.perf_counter()  # when the live line was last drawn
         self.drawn = False  # a live line is on the terminal now
 
-    def __getstate__(self) -> dict:  # Tune pickles callbacks: no log function, no actor
-        return {k: v for k, v in self.__dict__.items() if k not in ("log", "board")}
+    @property
+    def restore_key(self) -> str:
+        return self.key
 
-    def __setstate__(self, state: dict) -> None:  # restored by Tuner.restore: a new clock
-        self.__dict__.update(state)
-        self.log, self.board, self.drawn = (lambda line: print(line, flush=True)), None, False
+    def resumed(self) -> None:
+        """Restored by --resume: a new clock (the counts come from Tune's trial list)."""
+        self.drawn = False
         self.started = self.progress_said = time.perf_counter()
-        RESTORED_VIEWS.append(self)
-
-    def attach(self, log: Callable[[str], None], board: Any, live: bool) -> None:
-        """After a restore: the search's own output and progress board."""
-        self.log, self.board, self.live = log, board, live
 
     def say(self, line: str) -> None:
         """An event line (a live line on the terminal is cleared first)."""
@@ -197,14 +86,14 @@ class ProgressView(Callback):
         for trial in trials:
             result = trial.last_result or {}
             score = result.get("score")
-            if result.get("status") != "diverged" and isinstance(score, (int, float)):
+            if result.get("status") != Status.DIVERGED and isinstance(score, (int, float)):
                 if best is None or score < best[0]:
                     best = (float(score), trial.trial_id)
             if ending and trial.trial_id == ending[0]:
                 # Tune calls on_trial_complete/error before it marks the trial ended
                 counts[ending[1]] = counts.get(ending[1], 0) + 1
             elif trial.status in ("TERMINATED", "ERROR"):
-                status = "failed" if trial.status == "ERROR" else trial_status(result, None)
+                status = Status.FAILED if trial.status == "ERROR" else trial_status(result, None)
                 counts[status] = counts.get(status, 0) + 1
         running = sum(t.status == "RUNNING" and (not ending or t.trial_id != ending[0])
                       for t in trials)
@@ -256,14 +145,14 @@ class ProgressView(Callback):
         self._end(trial, trials, None)
 
     def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
-        self._end(trial, trials, "failed")
+        self._end(trial, trials, Status.FAILED)
 
     def _end(self, trial: Any, trials: list, status: str | None) -> None:
         metrics = trial.last_result or {}
         status = status or trial_status(metrics, None)
         fid = metrics.get("score")
         detail = f" at step {metrics.get('step')}, FID-lite {fid:.3f}" if isinstance(
-            fid, (int, float)) and status != "diverged" else ""
+            fid, (int, float)) and status != Status.DIVERGED else ""
         self._line(f"trial {trial.trial_id} {status}{detail}", trials, (trial.trial_id, status))
 
 
@@ -308,28 +197,3 @@ def waiting_note(waiting: list, trials: list, cluster: bool) -> str:
                       "worker), or the cluster has no node type that offers this: check cluster.yaml"
     return head + ": they start as running trials end"
 
-
-def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> str:
-    """A plain-text table of trials, best first (Pareto members marked with *)."""
-    two = len(outcome.objectives) > 1
-    rows = sorted(outcome.rows, key=lambda r: (r.status in ("diverged", "failed"), r.score))
-    # every score is the trial's best evaluation (at `step`), or the collapsing one
-    header = ["rank", "trial", "status", "FID-lite", "step", "collapse", "KID",
-              *(["pareto"] if two else []), *searched]
-    collapsed = lambda row, key, at_best: row.metrics.get(key if row.status == "collapsed"  # noqa: E731
-                                                          else at_best)
-    lines = [header]
-    for rank, row in enumerate(rows[:top], 1):
-        fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
-            isinstance(v, bool) else "-"  # noqa: E731
-        cells = [str(rank), row.trial_id + (" (baseline)" if row.baseline else ""), row.status,
-                 fmt(collapsed(row, "fid_lite", "score_fid_lite")),
-                 str(collapsed(row, "step", "best_step") or "-"),
-                 fmt(collapsed(row, "collapse", "collapse_at_best")),
-                 fmt(collapsed(row, "kid", "kid_best"), ".4f"),
-                 *(["*" if row.pareto else ""] if two else []),
-                 *[fmt(row.params.get(k), ".3g") if isinstance(row.params.get(k), float)
-                   else str(row.params.get(k, "-")) for k in searched]]
-        lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gan_search.errors import ConfigError
-from gan_search.space import Resources
+from gan_search.core.errors import ConfigError
+from gan_search.core.space import Resources
+from gan_search.core.vocabulary import DEVICES
 
-DEVICES = ("auto", "cpu", "gpu")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_search.files import save_atomic
+from gan_search.engine.atomic import save_atomic
 
 CLASSIFIER_VERSION = 3  # part of the cache file name: bump when the model or its training changes
 

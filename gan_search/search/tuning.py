@@ -17,9 +17,10 @@ from ray import tune
 from ray.tune import Stopper
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
-from gan_search.config import SearchConfig
-from gan_search.confirm import CONFIRM_KEY
-from gan_search.space import Param
+from gan_search.core.config import SearchConfig
+from gan_search.core.space import Param
+from gan_search.core.vocabulary import Sampler, Scheduler
+from gan_search.search.settings import CONFIRM_KEY, same_config
 
 CONFIRM_DIR = "confirm"  # the confirmation's Tune experiment, inside the search's folder
 
@@ -52,18 +53,11 @@ def build_sampler(config: SearchConfig) -> Any:
     trials up to 10), or random search (--sampler random, the baseline to beat)."""
     import optuna
 
-    if config.sampler == "random":
+    if config.sampler == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=config.seed)
     startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
     return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
                                       multivariate=True)
-
-
-def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """The same settings (floats compared to 12 digits: values pass through Optuna)."""
-    return set(a) == set(b) and all(
-        math.isclose(a[k], b[k], rel_tol=1e-12) if isinstance(a[k], float) else a[k] == b[k]
-        for k in a)
 
 
 class BaselineASHA(ASHAScheduler):
@@ -88,7 +82,7 @@ def build_scheduler(config: SearchConfig) -> Any:
     (scheduler none, or a single evaluation)."""
     spec = config.spec
     evals = math.ceil(config.iters / config.eval_every)
-    if (config.scheduler or spec.scheduler.kind) == "asha" and evals > 1:
+    if (config.scheduler or spec.scheduler.kind) == Scheduler.ASHA and evals > 1:
         return BaselineASHA(baseline=config.baseline_point(), time_attr="training_iteration",
                             metric="score", mode="min", max_t=evals,
                             grace_period=min(spec.scheduler.grace_period, evals),

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_search.errors import DataError
+from gan_search.core.errors import DataError
+from gan_search.core.vocabulary import EXTRACTORS
 
 RANDCONV_SEED = 20170626  # the FID paper's arXiv date; any fixed value works
 RANDCONV_VERSION = "v1"  # bump if the architecture or the weight derivation changes
@@ -148,7 +149,6 @@ def _prepare(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return x
 
 
-EXTRACTORS = ("auto", "randconv32", "randconv64", "inception")
 
 
 def default_extractor(image_size: int) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gan_search.errors import ConfigError
-from gan_search.space import PLAIN_NAME
+from gan_search.core.errors import ConfigError
+from gan_search.core.space import PLAIN_NAME
 
 
 def check_name(name: str) -> str:

@@ -1,6 +1,6 @@
 """Files written whole or not at all: a temporary file in the same folder, then a rename,
 so a crash or a full disk never leaves half a cache, checkpoint or leaderboard behind.
-A leaf module (standard library; torch only when a torch payload is saved)."""
+A leaf module (standard library); the engine's ``save_atomic`` writes torch payloads through it."""
 
 from __future__ import annotations
 
@@ -18,13 +18,6 @@ def _replace(path: Path, write: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def save_atomic(path: Path, payload: dict) -> None:
-    """``torch.save`` of a payload, atomically."""
-    import torch
-
-    _replace(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
 def write_atomic(path: Path, write: Any) -> None:

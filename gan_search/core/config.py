@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from gan_search.errors import ConfigError
-from gan_search.placement import DEVICES
-from gan_search.space import SearchSpec
+from gan_search.core.errors import ConfigError
+from gan_search.core.vocabulary import DEVICES, Sampler, Scheduler, names
+from gan_search.core.space import SearchSpec
 
 # The generator starts from a BASE x BASE map (4..7) and doubles it, so the
 # image sizes it can make are BASE * 2**k: 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
@@ -284,10 +284,10 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   confirm_seeds: int = 2) -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
-    if sampler not in ("tpe", "random"):
-        raise ConfigError(f"--sampler {sampler}: must be tpe or random")
-    if scheduler not in (None, "asha", "none"):
-        raise ConfigError(f"--scheduler {scheduler}: must be asha or none")
+    if sampler not in tuple(Sampler):
+        raise ConfigError(f"--sampler {sampler}: must be {names(Sampler)}")
+    if scheduler is not None and scheduler not in tuple(Scheduler):
+        raise ConfigError(f"--scheduler {scheduler}: must be {names(Scheduler)}")
     if device not in DEVICES:
         raise ConfigError(f"--device {device}: must be one of {', '.join(DEVICES)}")
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):

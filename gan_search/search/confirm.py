@@ -14,7 +14,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-CONFIRM_KEY = "confirm"  # a confirmation trial's Tune config: {"confirm": {settings + seed}}
+from gan_search.core.vocabulary import TRAINED, Status
+from gan_search.search.settings import CONFIRM_KEY, confirm_config
+
 FRESH_SEED_BASE = 1000  # fresh seeds 1001, 1002, ...: never a search trial's seed
 
 
@@ -44,12 +46,12 @@ class Candidate:
 def pick_candidates(rows: list, k: int) -> list[Candidate]:
     """The k best trials that trained to a normal end (finished, or stopped by ASHA: they
     get the full budget now), plus the baseline trial when it is not among them."""
-    ranked = sorted((r for r in rows if r.status in ("finished", "stopped")
-                     and math.isfinite(r.score)), key=lambda r: r.score)
+    ranked = sorted((r for r in rows if r.status in TRAINED and math.isfinite(r.score)),
+                    key=lambda r: r.score)
     chosen = ranked[:k]
     baseline = next((r for r in rows if r.baseline), None)
     if baseline is not None and baseline not in chosen and baseline.status in (
-            "finished", "stopped", "collapsed"):
+            *TRAINED, Status.COLLAPSED):
         chosen.append(baseline)
     return [Candidate(r.trial_id, dict(r.params), r.baseline) for r in chosen]
 
@@ -61,13 +63,8 @@ def fresh_seeds(count: int) -> list[int]:
 def trial_configs(candidates: list[Candidate], seeds: list[int]) -> list[dict[str, Any]]:
     """One confirmation trial per (candidate, seed): the candidate's settings with the seed,
     and which search trial it confirms (Tune grid values under ``CONFIRM_KEY``)."""
-    return [{"of": c.trial_id, "baseline": c.baseline, "settings": {**c.params, "seed": seed}}
+    return [confirm_config(c.trial_id, c.baseline, {**c.params, "seed": seed})
             for c in candidates for seed in seeds]
-
-
-def settings_of(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's own settings, for a search trial or a confirmation trial alike."""
-    return dict(config[CONFIRM_KEY]["settings"]) if CONFIRM_KEY in config else dict(config)
 
 
 def assign_runs(candidates: list[Candidate], rows: list) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan_search.data import Dataset, cache_dir
-from gan_search.files import save_atomic
-from gan_search.metrics import collapse as cm
-from gan_search.metrics.classifier import CLASSIFIER_VERSION, TrainedClassifier, load_or_train
-from gan_search.metrics.distances import (frechet_distance, gaussian_stats, kernel_mean_offdiag,
+from gan_search.engine.data import Dataset, cache_dir
+from gan_search.engine.atomic import save_atomic
+from gan_search.engine.metrics import collapse as cm
+from gan_search.engine.metrics.classifier import CLASSIFIER_VERSION, TrainedClassifier, load_or_train
+from gan_search.engine.metrics.distances import (frechet_distance, gaussian_stats, kernel_mean_offdiag,
                                           kid_terms)
-from gan_search.metrics.features import default_extractor, embed, get_extractor
+from gan_search.engine.metrics.features import default_extractor, embed, get_extractor
 
 STATS_VERSION = 3  # 3: the reference is held out from training (part of the key too)
 
@@ -88,7 +88,7 @@ class Evaluator:
     @classmethod
     def from_state(cls, state: dict, device: str | torch.device | None = None,
                    inception_weights: str | Path | None = None) -> "Evaluator":
-        from gan_search.metrics.classifier import DomainClassifier
+        from gan_search.engine.metrics.classifier import DomainClassifier
 
         evaluator = cls.__new__(cls)
         evaluator.n = state["n"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_search.config import TrainConfig, size_plan
+from gan_search.core.config import TrainConfig, size_plan
 
 
 def _up_conv(in_ch: int, out_ch: int, kernel_size: int) -> nn.ConvTranspose2d:

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gan_search.errors import ConfigError
+from gan_search.core.errors import ConfigError
 
 JOIN_TIMEOUT_S = 30
 

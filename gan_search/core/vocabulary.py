@@ -1,0 +1,97 @@
+"""The words every layer shares, defined once, as types.
+
+Each is a ``StrEnum``: a member *is* its string, so JSON files, Tune results and MLflow tags
+read exactly as they did when these were loose strings, and a value read back from any of
+them compares equal to its member (``Status("stopped") is Status.STOPPED``).
+A leaf module: standard library only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a trial stands. The engine ends a training run ``FINISHED`` or ``DIVERGED``;
+    the search adds the rest."""
+
+    RUNNING = "running"  # still training (a result between evaluations)
+    FINISHED = "finished"  # trained its whole budget
+    STOPPED = "stopped"  # stopped early by ASHA (a normal end: it was worse than its rung)
+    COLLAPSED = "collapsed"  # ended by the collapse stopper
+    DIVERGED = "diverged"  # non-finite losses
+    FAILED = "failed"  # its own error (code, configuration, a GPU it cannot see)
+    INTERRUPTED = "interrupted"  # the search stopped (Ctrl-C) before it ended; --resume runs it
+
+
+# a trial in one of these has ended and will not run again on --resume
+ENDED = (Status.FINISHED, Status.STOPPED, Status.COLLAPSED, Status.DIVERGED, Status.FAILED)
+# ended normally: its score is a trained generator's (ASHA's stop is a normal end)
+TRAINED = (Status.FINISHED, Status.STOPPED)
+# ended without a usable generator
+BROKEN = (Status.DIVERGED, Status.FAILED)
+
+
+class Objective(StrEnum):
+    """A score a search can minimise (``objectives:`` in a space); every trial reports
+    ``score_<objective>`` for each."""
+
+    FID_LITE = "fid_lite"
+    COLLAPSE = "collapse"
+    KID = "kid"
+
+
+OBJECTIVES = tuple(Objective)
+
+
+class Role(StrEnum):
+    """What an MLflow run is to its search (the ``gan_search.role`` tag)."""
+
+    PARENT = "parent"  # the search itself
+    SEARCH = "search"  # a trial the sampler proposed
+    BASELINE = "baseline"  # the space's hand-picked configuration
+    CONFIRM = "confirm"  # a fresh-seed rerun of a top configuration
+
+
+class Device(StrEnum):
+    """``--device`` of ``run`` (see search/placement.py)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    GPU = "gpu"
+
+
+DEVICES = tuple(Device)
+
+
+class Sampler(StrEnum):
+    """``--sampler``: Optuna's TPE, or random search (the baseline a search must beat)."""
+
+    TPE = "tpe"
+    RANDOM = "random"
+
+
+class Scheduler(StrEnum):
+    """``--scheduler`` and a space's ``scheduler.kind``: early stopping or none."""
+
+    ASHA = "asha"
+    NONE = "none"
+
+
+class Extractor(StrEnum):
+    """The feature network FID-lite, KID and the collapse measures embed images with
+    (``--extractor`` of ``score``; ``auto`` picks a random-conv network by image size)."""
+
+    AUTO = "auto"
+    RANDCONV32 = "randconv32"
+    RANDCONV64 = "randconv64"
+    INCEPTION = "inception"  # true FID's Inception-v3, with weights the user provides
+
+
+EXTRACTORS = tuple(Extractor)
+
+
+def names(kind: type[StrEnum]) -> str:
+    """``"tpe or random"``, ``"auto, cpu or gpu"``: the valid values, for messages."""
+    values = [member.value for member in kind]
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"

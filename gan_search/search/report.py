@@ -1,0 +1,67 @@
+"""What a search prints at its end: the leaderboard and the best-found-vs-baseline line.
+Plain text from the result model (results.py)."""
+
+from __future__ import annotations
+
+import math
+
+from gan_search.core.vocabulary import BROKEN, Status
+from gan_search.search.results import SearchOutcome, best_row
+
+
+def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None:
+    """One line: the search's best against the hand-picked baseline, at the same budget per
+    trial; after a confirmation, both as means over the same fresh seeds."""
+    base = outcome.baseline
+    if base is None:
+        return None
+    budget = f"at the same budget per trial ({iters:,} iterations)"
+    if outcome.confirmation:
+        win = outcome.confirmation[0]
+        mine = next((c for c in outcome.confirmation if c.baseline), None)
+        if win.baseline or mine is None or not math.isfinite(win.mean):
+            return (f"the baseline {name} (trial {base.trial_id}) is the confirmed winner: the "
+                    f"search did not beat it {budget}")
+        return (f"confirmed winner, trial {win.trial_id}: {win.mean:.3f} ± {win.spread:.3f} vs the "
+                f"baseline {name} (trial {base.trial_id}): {mine.mean:.3f} ± {mine.spread:.3f} over "
+                f"the same fresh seeds, {_change(win.mean, mine.mean)}, {budget}")
+    best = best_row(outcome.rows)
+    if best is None or best is base:
+        return f"the baseline {name} (trial {base.trial_id}) is the best trial {budget}"
+    return (f"best found, trial {best.trial_id}: {best.score:.3f} vs the baseline {name} (trial "
+            f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, {budget}")
+
+
+def _change(mine: float, theirs: float) -> str:
+    if not math.isfinite(theirs) or theirs <= 0:
+        return "the baseline has no finite score"
+    share = 100 * (theirs - mine) / theirs
+    return f"{share:.0f}% lower" if share >= 0 else f"{-share:.0f}% higher (worse)"
+
+
+
+def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> str:
+    """A plain-text table of trials, best first (Pareto members marked with *)."""
+    two = len(outcome.objectives) > 1
+    rows = sorted(outcome.rows, key=lambda r: (r.status in BROKEN, r.score))
+    # every score is the trial's best evaluation (at `step`), or the collapsing one
+    header = ["rank", "trial", "status", "FID-lite", "step", "collapse", "KID",
+              *(["pareto"] if two else []), *searched]
+    collapsed = lambda row, key, at_best: row.metrics.get(key if row.status == Status.COLLAPSED  # noqa: E731
+                                                          else at_best)
+    lines = [header]
+    for rank, row in enumerate(rows[:top], 1):
+        fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
+            isinstance(v, bool) else "-"  # noqa: E731
+        cells = [str(rank), row.trial_id + (" (baseline)" if row.baseline else ""), row.status,
+                 fmt(collapsed(row, "fid_lite", "score_fid_lite")),
+                 str(collapsed(row, "step", "best_step") or "-"),
+                 fmt(collapsed(row, "collapse", "collapse_at_best")),
+                 fmt(collapsed(row, "kid", "kid_best"), ".4f"),
+                 *(["*" if row.pareto else ""] if two else []),
+                 *[fmt(row.params.get(k), ".3g") if isinstance(row.params.get(k), float)
+                   else str(row.params.get(k, "-")) for k in searched]]
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+

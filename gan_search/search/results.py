@@ -1,0 +1,119 @@
+"""The result model of a search: each trial's outcome (``TrialRow``), the whole search's
+(``SearchOutcome``), the one rule for its best trial, its Pareto front, and what a trial's
+reported metrics say its status is. Also where a trial's checkpoint keeps its files.
+
+Plain data (no Ray, no Optuna, no MLflow): the search builds it, the report, the summary
+files and the tracker read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gan_search.core.vocabulary import TRAINED, Status
+
+# a trial's checkpoint: the trainer's state, its sample grid, its best-so-far record, and G
+# alone (weights, config, step), which is what MLflow keeps
+TRAINER_FILE, GRID_FILE, PROGRESS_FILE = "trainer.pt", "samples.png", "progress.json"
+GENERATOR_FILE = "generator.pt"
+
+
+def checkpoint_uri(checkpoint: Any) -> str:
+    """A Tune checkpoint's location: a local path, or a URI its filesystem can be found from
+    again (Tune's checkpoint paths on s3://... storage carry no scheme)."""
+    kind = checkpoint.filesystem.type_name
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
+
+
+def trial_status(metrics: dict[str, Any], error: Any) -> Status:
+    """finished / stopped (early, by ASHA) / collapsed / diverged / failed, from a trial's
+    last reported metrics (and Tune's error, if it had one)."""
+    if error is not None:
+        return Status.FAILED
+    status = metrics.get("status")
+    if status in (Status.DIVERGED, Status.COLLAPSED, Status.FINISHED, Status.FAILED):
+        return Status(status)
+    return Status.STOPPED if metrics else Status.FAILED
+
+
+@dataclass
+class TrialRow:
+    """One trial's outcome, for the leaderboard and MLflow."""
+
+    trial_id: str
+    status: Status
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    path: str | None = None
+    checkpoint: str | None = None
+    error: str | None = None
+    pareto: bool = False
+    baseline: bool = False  # the space's hand-picked configuration, evaluated first
+
+    @property
+    def score(self) -> float:
+        value = self.metrics.get("score")
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+
+@dataclass
+class SearchOutcome:
+    name: str
+    path: str
+    rows: list[TrialRow]
+    interrupted: bool
+    seconds: float
+    objectives: list[str] = field(default_factory=list)
+    study: Any = None  # the Optuna study (from Tune's saved searcher state)
+    logging_seconds: float = 0.0  # time spent writing MLflow records
+    fit_seconds: float = 0.0  # the search's Tune fit alone (no start-up, confirmation, plots)
+    parent_run_id: str | None = None
+    confirmation: list | None = None  # confirm.Candidate, best mean first (None: not run)
+    confirm_rows: list[TrialRow] = field(default_factory=list)  # the confirmation's trials
+    importances: list[tuple[str, float]] = field(default_factory=list)
+    plots: list = field(default_factory=list)  # PNG paths of Optuna's plots
+
+    @property
+    def best(self) -> TrialRow | None:
+        """What the summary, `sample --run best` and MLflow's best_run_id point to: with a
+        confirmation, the confirmed winner's best fresh-seed run (full budget); else the
+        search's best trial (best_row)."""
+        if self.confirmation:
+            runs = {r.trial_id: r for r in self.confirm_rows}
+            winner = [runs[run["trial_id"]] for run in self.confirmation[0].runs
+                      if run["trial_id"] in runs]
+            found = best_row(winner)
+            if found is not None:
+                return found
+        return best_row(self.rows)
+
+    @property
+    def baseline(self) -> TrialRow | None:
+        return next((r for r in self.rows if r.baseline), None)
+
+
+def best_row(rows: list[TrialRow]) -> TrialRow | None:
+    """The search's best trial, one rule for the summary, `sample --run best` and MLflow:
+    the lowest score among trials that trained to a normal end (finished, or stopped early
+    by ASHA); only when there is none, among collapsed trials; never a diverged, failed or
+    interrupted one."""
+    for statuses in (TRAINED, (Status.COLLAPSED,)):
+        scored = [r for r in rows if r.status in statuses and math.isfinite(r.score)]
+        if scored:
+            return min(scored, key=lambda r: r.score)
+    return None
+
+
+
+def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
+    """Mark rows not dominated on every key (all minimised)."""
+    scored = [r for r in rows if all(isinstance(r.metrics.get(k), (int, float)) for k in keys)]
+    for row in scored:
+        mine = [row.metrics[k] for k in keys]
+        row.pareto = not any(
+            all(o <= m for o, m in zip([other.metrics[k] for k in keys], mine)) and
+            any(o < m for o, m in zip([other.metrics[k] for k in keys], mine))
+            for other in scored if other is not row)
+
