@@ -179,7 +179,9 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{config.concurrency} at a time", flush=True)
     outcome = app.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                              log=lambda line: print(line, flush=True), live=sys.stdout.isatty())
-    print_outcome(outcome, config, summary_dir(config) / "leaderboard.json")
+    from gan_search.search.report import outcome_lines
+
+    print("\n".join(outcome_lines(outcome, config, summary_dir(config) / "leaderboard.json")))
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
     where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir} --search {outcome.name}"
     print(f"MLflow: parent run {outcome.parent_run_id} ({outcome.logging_seconds:.1f} s of "
@@ -191,33 +193,6 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     return 0
-
-
-def print_outcome(outcome: Any, config: Any, summary: Path) -> None:
-    """The leaderboard, the confirmation, best vs baseline, what mattered, where things are."""
-    from gan_search.core.vocabulary import BROKEN
-    from gan_search.search import analysis, confirm, report
-
-    print()
-    print(report.leaderboard(outcome, sorted(config.searched)))
-    for row in outcome.rows:
-        if row.status in BROKEN and row.error:
-            print(f"trial {row.trial_id} {row.status}: {row.error}")
-    if outcome.confirmation:
-        print()
-        print(confirm.table(outcome.confirmation, config.spec.objectives[0]))
-    print()
-    if config.spec.baseline is not None:
-        line = report.versus_baseline(outcome, config.spec.baseline.name, config.iters)
-        print(line or "the baseline trial did not run (interrupted before it started)")
-    if not outcome.interrupted:
-        print(analysis.top_line(outcome.importances))
-    best = outcome.best
-    if best is not None and best.checkpoint:
-        print(f"best run: trial {best.trial_id}, {config.spec.objectives[0]} {best.score:.3f} at "
-              f"step {best.metrics.get('best_step')}; sample grid {best.checkpoint}/samples.png")
-    print(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
-          f"(leaderboard: {summary}{'; plots: ' + str(outcome.plots[0].parent) if outcome.plots else ''})")
 
 
 def check_runs_dir(runs_dir: str) -> None:
@@ -263,81 +238,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_listen(host: str, port: int) -> None:
-    """--host / --port: an address of this machine and a free port, checked before starting."""
-    import socket
-
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"--port {port}: must lie in 1..65535")
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-            probe.bind((host, port))
-    except socket.gaierror:
-        raise ConfigError(f"--host {host}: not an address of this machine; use 127.0.0.1 (the "
-                          "default) or 0.0.0.0") from None
-    except OSError as err:
-        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({err.strerror or err});"
-                          " pick a free --port, e.g. --port 5001") from None
-
-
 def cmd_ui(args: argparse.Namespace) -> int:
     """Serve the MLflow UI on a runs directory's store (127.0.0.1 unless --host) and print
     (and, where a browser is at hand, open) the link to a search's trials, best first."""
-    import subprocess
-
-    from gan_search.tracking import require_store, search_url, ui_command
+    from gan_search.tracking import ui
 
     if args.search is not None:
         from gan_search.search.names import check_name
 
         check_name(args.search)
     if args.tracking_uri:  # a server that runs already: only the link
-        from gan_search.tracking import check_store
-
-        check_store(args.runs_dir, args.tracking_uri)
-        url = search_url(args.tracking_uri, args.search, args.tracking_uri)
-        print(f"the trials of {args.search or 'the latest search'} on {args.tracking_uri}, best "
-              f"FID-lite first:\n{url}", flush=True)
-        if not args.no_browser and browser_at_hand():
-            import webbrowser
-
-            webbrowser.open(url)
-        return 0
-    check_listen(args.host, args.port)
-    command = ui_command(args.runs_dir, args.host, args.port)
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
-    url = search_url(require_store(args.runs_dir), args.search, f"http://{host}:{args.port}")
-    print(f"MLflow UI for {Path(args.runs_dir).resolve()} (Ctrl-C stops it); the trials of "
-          f"{args.search or 'the latest search'}, best FID-lite first:\n{url}", flush=True)
-    server = subprocess.Popen(command)
-    try:
-        if not args.no_browser and browser_at_hand():
-            open_when_up(url, server)
-        return server.wait()
-    except KeyboardInterrupt:
-        server.terminate()
-        server.wait(timeout=30)
-        return 0
-
-
-def browser_at_hand() -> bool:
-    """A graphical session (or $BROWSER): on a headless server, printing the link is all."""
-    return bool(os.environ.get("BROWSER") or os.environ.get("DISPLAY") or
-                os.environ.get("WAYLAND_DISPLAY") or sys.platform == "darwin")
-
-
-def open_when_up(url: str, server: Any, timeout: float = 60.0) -> None:
-    import urllib.request
-    import webbrowser
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(url.split("#")[0], timeout=2):
-                webbrowser.open(url)
-                return
-        except OSError:
-            time.sleep(0.5)
+        return ui.show_link(args.tracking_uri, args.search, not args.no_browser)
+    return ui.serve(args.runs_dir, args.host, args.port, args.search, not args.no_browser)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -1,12 +1,12 @@
-"""Shared fixtures. Every test run gets its own dataset cache, so nothing leaks
-between runs or into the user's ~/.cache."""
+"""Shared fixtures. Every test run gets its own dataset cache, so nothing leaks between runs
+or into the user's ~/.cache; one tracked search is shared by every test that reads one
+(helpers.py holds the shared functions)."""
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from helpers import search_runs, tiny_space, write_space
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -21,10 +21,32 @@ def isolated_cache(tmp_path_factory):
         os.environ["GAN_SEARCH_CACHE"] = old
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the installed `gan-search` entry point as a user would."""
-    script = Path(sys.executable).parent / "gan-search"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "gan_search.cli"]
-    return subprocess.run([*command, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+# Two objectives, a cited baseline, ASHA, and a confirmation of the top two with one fresh
+# seed each: every kind of record a search makes, in one small search.
+TRACKED = tiny_space(
+    parameters={"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+                "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+                "g_width": {"kind": "int", "low": 4, "high": 8}},
+    fixed={"z_dim": 8, "batch_size": 32, "d_width": 8},
+    objectives=["fid_lite", "collapse"],
+    budget={"trials": 4, "eval_samples": 100},
+    scheduler={"kind": "asha", "collapse_threshold": 0.9},
+    resources={"cpu": 0.5},
+    baseline={"name": "paper", "values": {"lr_g": 2.0e-4, "lr_d": 2.0e-4, "g_width": 8},
+              "sources": {"lr_g": "test", "lr_d": "test", "g_width": "test"}})
+
+
+@pytest.fixture(scope="session")
+def tracked(tmp_path_factory):
+    """One real search recorded in the embedded MLflow store: (runs dir, outcome, client,
+    parent runs, child runs)."""
+    from gan_search.app import run_search
+    from gan_search.core.config import search_config
+
+    runs = tmp_path_factory.mktemp("runs")
+    spec = write_space(TRACKED, runs, "tracked")
+    config = search_config(spec, runs_dir=str(runs), name="tracked-search", confirm=2,
+                           confirm_seeds=1)
+    outcome = run_search(config, log=lambda line: None)
+    client, parents, children = search_runs(str(runs), "tracked-search")
+    return runs, outcome, client, parents, children

@@ -10,7 +10,7 @@ import socket
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from gan_search.cli import main
 
 BAD_YAML = "data: {source: fake\n"

@@ -1,14 +1,15 @@
-"""The gan-search command as a user runs it: output files, and bad input as one line + exit 2."""
+"""The gan-search command as a user runs it (in this process: what `main` prints and returns;
+the installed entry point itself is run by test_bad_input.py): output files and listings."""
 
 import json
 
 from PIL import Image
 
-from conftest import run_cli
+from helpers import cli
 
 
 def test_help_lists_the_commands():
-    result = run_cli("--help")
+    result = cli("--help")
     assert result.returncode == 0
     for command in ("train", "run", "spaces"):
         assert command in result.stdout
@@ -16,7 +17,7 @@ def test_help_lists_the_commands():
 
 def test_train_writes_checkpoint_grids_and_summary(tmp_path):
     out = tmp_path / "out"
-    result = run_cli("train", "--space", "smoke", "--iters", "20", "--set", "eval_every=10",
+    result = cli("train", "--space", "smoke", "--iters", "20", "--set", "eval_every=10",
                      "--set", "lr_g=0.002", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert (out / "checkpoint.pt").is_file()
@@ -36,7 +37,7 @@ def test_train_on_a_folder_of_images(tmp_path):
     for i in range(40):
         Image.new("RGB", (30, 30), (i * 5, 100, 200)).save(folder / f"{i}.png")
     (folder / "bad.png").write_bytes(b"nope")
-    result = run_cli("train", "--space", "smoke", "--data", str(folder), "--iters", "4",
+    result = cli("train", "--space", "smoke", "--data", str(folder), "--iters", "4",
                      "--set", "batch_size=16", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "30 training images" in result.stdout and "1 unreadable files skipped" in result.stdout
@@ -44,7 +45,7 @@ def test_train_on_a_folder_of_images(tmp_path):
 
 
 def test_spaces_lists_and_shows():
-    listing = run_cli("spaces")
+    listing = cli("spaces")
     assert listing.returncode == 0 and "digits" in listing.stdout and "cats" in listing.stdout
-    shown = run_cli("spaces", "smoke")
+    shown = cli("spaces", "smoke")
     assert shown.returncode == 0 and "source: fake" in shown.stdout

@@ -1,10 +1,13 @@
-"""What a search prints at its end: the leaderboard and the best-found-vs-baseline line.
+"""What a search prints at its end: the leaderboard, failed trials' messages, the
+confirmation table, the best-found-vs-baseline line, what mattered and where things are.
 Plain text from the result model (results.py)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+from gan_search.core.config import SearchConfig
 from gan_search.core.vocabulary import BROKEN, Status
 from gan_search.search.results import SearchOutcome, best_row
 
@@ -65,3 +68,28 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
 
+
+def outcome_lines(outcome: SearchOutcome, config: SearchConfig, summary: Path) -> list[str]:
+    """Everything ``gan-search run`` prints once a search has ended (or was interrupted)."""
+    from gan_search.search import analysis, confirm
+
+    lines = ["", leaderboard(outcome, sorted(config.searched))]
+    lines += [f"trial {row.trial_id} {row.status}: {row.error}" for row in outcome.rows
+              if row.status in BROKEN and row.error]
+    if outcome.confirmation:
+        lines += ["", confirm.table(outcome.confirmation, config.spec.objectives[0])]
+    lines.append("")
+    if config.spec.baseline is not None:
+        line = versus_baseline(outcome, config.spec.baseline.name, config.iters)
+        lines.append(line or "the baseline trial did not run (interrupted before it started)")
+    if not outcome.interrupted:
+        lines.append(analysis.top_line(outcome.importances))
+    best = outcome.best
+    if best is not None and best.checkpoint:
+        lines.append(f"best run: trial {best.trial_id}, {config.spec.objectives[0]} "
+                     f"{best.score:.3f} at step {best.metrics.get('best_step')}; sample grid "
+                     f"{best.checkpoint}/samples.png")
+    plots = f"; plots: {outcome.plots[0].parent}" if outcome.plots else ""
+    lines.append(f"search {outcome.name} took {outcome.seconds:.0f} s; results in {outcome.path} "
+                 f"(leaderboard: {summary}{plots})")
+    return lines

@@ -62,7 +62,7 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
         evaluator_state: ``Evaluator.state()`` of the driver (real statistics).
         settings: what every trial of the search shares (base values, resources, objectives,
             the collapse rule).
-        board: the search's ProgressBoard actor (report.py), told the step and speed between
+        board: the search's ProgressBoard actor (progress.py), told the step and speed between
             evaluations for the live progress line; None: nobody listens.
     """
     try:
@@ -131,7 +131,7 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
             trainer.save_grid(Path(folder) / GRID_FILE)
             (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        # a collapsed trial is ended by the collapse stopper (search.CollapseStopper) at this
+        # a collapsed trial is ended by the collapse stopper (tuning.CollapseStopper) at this
         # report: Tune stops the function before it trains another interval
 
 

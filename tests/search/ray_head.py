@@ -11,12 +11,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from helpers import free_port
 
 RAY = str(Path(sys.executable).parent / "ray")
 
@@ -58,12 +59,6 @@ file_mounts_sync_continuously: false
 rsync_exclude: []
 rsync_filter: []
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _session_processes(sid: int) -> list[tuple[int, int, str]]:

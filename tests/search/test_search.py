@@ -6,11 +6,10 @@ import math
 from pathlib import Path
 
 import optuna
-import yaml
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from conftest import run_cli
+from helpers import run_cli, search_runs, tiny_space, write_space
 from gan_search.core.config import search_config
 from gan_search.core.errors import ConfigError
 from gan_search.search.report import leaderboard
@@ -18,29 +17,20 @@ from gan_search.search.results import TrialRow, pareto_front
 from gan_search.app import run_search
 from gan_search.search.results import trial_status
 from gan_search.search.tuning import tune_space
-from gan_search.core.space import load_space, parse_space
+from gan_search.core.space import parse_space
 
-SPACE = {
-    "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
-    "parameters": {
+SPACE = tiny_space(
+    parameters={
         "g_width": {"kind": "int", "low": 4, "high": 8},
         "d_width": {"kind": "int", "low": 4, "high": 16, "log": True},
         "lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
         "beta1": {"kind": "uniform", "low": 0.1, "high": 0.8},
         "kernel_size": {"kind": "choice", "values": [4, 5]},
     },
-    "fixed": {"z_dim": 8, "batch_size": 32},
-    "budget": {"trials": 4, "iters": 40, "eval_every": 20, "eval_samples": 100},
-    "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-    "resources": {"cpu": 0.5},
-    "concurrency": 2,
-}
-
-
-def write_space(raw, path):
-    """A space file on disk, as a user has (the search logs it to MLflow)."""
-    path.write_text(yaml.safe_dump(raw))
-    return load_space(str(path))
+    fixed={"z_dim": 8, "batch_size": 32},
+    budget={"trials": 4, "eval_samples": 100},
+    scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2, "collapse_threshold": 0.9},
+    resources={"cpu": 0.5})
 
 
 def test_inclusive_yaml_bounds_survive_the_tune_to_optuna_conversion():
@@ -122,7 +112,7 @@ def smoke_search(tmp_path_factory):
     """One real search (local Ray, Optuna TPE, ASHA) on a tiny synthetic space; one trial
     at a time, so that ASHA's decisions follow from the (seeded) scores alone."""
     runs = tmp_path_factory.mktemp("runs")
-    spec = write_space({**SPACE, "concurrency": 1}, runs / "space.yaml")
+    spec = write_space({**SPACE, "concurrency": 1}, runs, "space")
     # seed 3: TPE's seeded start-up draws two learning rates so low that those trials are
     # far behind (FID-lite about 420-450 against 240-260) at the first rung
     config = search_config(spec, runs_dir=str(runs), name="smoke-test", seed=3,
@@ -197,7 +187,7 @@ def test_collapsed_trials_are_stopped_by_the_stopper_and_told_to_optuna(tmp_path
     and Optuna receives that evaluation's FID-lite."""
     raw = {**SPACE, "budget": {"trials": 2, "iters": 100, "eval_every": 20, "eval_samples": 100},
            "scheduler": {"kind": "none", "collapse_threshold": 0.01, "collapse_patience": 2}}
-    config = search_config(write_space(raw, tmp_path / "c.yaml"), runs_dir=str(tmp_path),
+    config = search_config(write_space(raw, tmp_path, "c"), runs_dir=str(tmp_path),
                            name="collapse-test", confirm=0)
     outcome = run_search(config, log=lambda line: None)
     assert [r.status for r in outcome.rows] == ["collapsed", "collapsed"]
@@ -209,16 +199,14 @@ def test_collapsed_trials_are_stopped_by_the_stopper_and_told_to_optuna(tmp_path
 
 def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
     """Adam with beta2 = 0 and a large step diverges (non-finite losses) within 20 steps."""
-    from mlflow.tracking import MlflowClient
-
-    from gan_search.tracking import MESSAGE_TAG, STATUS_TAG, store_paths
     from gan_search.search.trainable import DIVERGED_SCORE
+    from gan_search.tracking import MESSAGE_TAG, STATUS_TAG
 
     raw = {**SPACE, "budget": {"trials": 2, "iters": 60, "eval_every": 20, "eval_samples": 100},
            "fixed": {"z_dim": 16, "batch_size": 32, "g_width": 8, "d_width": 8, "beta1": 0.9,
                      "beta2": 0.0, "lr_g": 0.5, "lr_d": 0.5, "leaky_slope": 0.0},
            "parameters": {"label_smoothing": {"kind": "uniform", "low": 0.0, "high": 0.1}}}
-    config = search_config(write_space(raw, tmp_path / "d.yaml"), runs_dir=str(tmp_path),
+    config = search_config(write_space(raw, tmp_path, "d"), runs_dir=str(tmp_path),
                            name="diverge-test", confirm=0)
     outcome = run_search(config, log=lambda line: None)
     assert [r.status for r in outcome.rows] == ["diverged", "diverged"]
@@ -228,9 +216,7 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
     assert outcome.best is None  # never a diverged trial
     told = [t.value for t in outcome.study.trials]
     assert told == [DIVERGED_SCORE, DIVERGED_SCORE]
-    client = MlflowClient(store_paths(str(tmp_path))[0])
-    runs = client.search_runs([client.get_experiment_by_name("d").experiment_id],
-                              filter_string="tags.`mlflow.parentRunId` != ''")
+    _, _, runs = search_runs(str(tmp_path), "diverge-test")
     assert len(runs) == 2
     for run in runs:
         assert run.info.status == "FAILED" and run.data.tags[STATUS_TAG] == "diverged"
@@ -318,16 +304,9 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
     told = sorted(round(t.value, 6) for t in searcher._ot_study.trials if t.value is not None)
     assert told == sorted(round(t["metrics"]["score"], 6) for t in after)
     # MLflow: the same parent run, one child per trial and confirmation run, none left open
-    from mlflow.tracking import MlflowClient
+    from gan_search.tracking import STATUS_TAG, TRIAL_TAG
 
-    from gan_search.tracking import SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
-
-    client = MlflowClient(store_paths(str(tmp_path / "runs"))[0])
-    experiment = client.get_experiment_by_name("smoke")
-    found = client.search_runs([experiment.experiment_id],
-                               filter_string=f"tags.`{SEARCH_TAG}` = 'smoke-rs'")
-    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    client, parents, children = search_runs(str(tmp_path / "runs"), "smoke-rs")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(c.data.tags[TRIAL_TAG] for c in children) == \
         sorted(t["trial_id"] for t in [*after, *confirm_trials])

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
-from gan_search.search import progress as report
+from gan_search.search import progress
 from gan_search.search.progress import ProgressView
 
 
@@ -15,7 +15,7 @@ def trial(trial_id, status, cpu=1, gpu=0.5):
 
 def test_trials_waiting_for_resources_are_reported_not_silent(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(report.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
     lines = []
     view = ProgressView(4, log=lines.append, cluster=True)
     trials = [trial("a", "RUNNING"), trial("b", "PENDING"), trial("c", "PENDING"),
@@ -49,57 +49,6 @@ def test_locally_waiting_trials_start_as_others_end():
     assert lines and "1 trial waiting for CPU 1 each (1 running): they start as running" in lines[0]
 
 
-LIVE_SPACE = """name: live
-data: {source: fake, size: 16, channels: 3, options: {n: 256}}
-parameters: {lr_g: {kind: loguniform, low: 1.0e-4, high: 1.0e-2}}
-fixed: {z_dim: 16, batch_size: 32, g_width: 8, d_width: 8}
-budget: {trials: 2, iters: 600, eval_every: 300, eval_samples: 64}
-scheduler: {kind: none, collapse_threshold: 1.0}
-resources: {cpu: 1}
-concurrency: 2
-"""
-
-
-def live_search(tmp_path, terminal):
-    """A search through the CLI whose trials run a few seconds, on a pty or a pipe."""
-    import os
-    import pty
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    (tmp_path / "live.yaml").write_text(LIVE_SPACE)
-    command = [str(Path(sys.executable).parent / "gan-search"), "run", "--space",
-               str(tmp_path / "live.yaml"), "--confirm", "0", "--runs-dir", str(tmp_path / "runs")]
-    env = {**os.environ, "GAN_SEARCH_LIVE_EVERY_S": "0.5", "GAN_SEARCH_PLAIN_EVERY_S": "1"}
-    if not terminal:
-        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300).stdout
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=300)
-    os.close(leader)
-    return b"".join(chunks).decode(errors="replace")
-
-
-def test_a_live_progress_line_redraws_in_place_on_a_terminal(tmp_path):
-    screen = live_search(tmp_path, terminal=True)
-    redraws = [part for part in screen.split("\r\x1b[K") if part.lstrip("[ 0123456789s]").startswith("running:")]
-    assert len(redraws) >= 2, screen[-3000:]
-    assert all("/600 " in line and " it/s" in line and "ETA " in line for line in redraws)
-    assert any("FID-lite" in line for line in redraws)  # the latest evaluation, once there is one
-    assert "2/2 ended" in screen
-
-
 def test_plain_output_gets_the_progress_as_one_event_per_line(monkeypatch):
     """Where output is not a terminal (CI, logs), the live line is printed as an event line,
     from what the trials posted to the search's progress board (a real Ray actor)."""
@@ -114,7 +63,7 @@ def test_plain_output_gets_the_progress_as_one_event_per_line(monkeypatch):
              board.post.remote("bbbb2222", 900, 1200, 50.0, 12.5)])
     lines = []
     view = ProgressView(4, log=lines.append, board=board, live=False, iters=1200)
-    monkeypatch.setattr(report, "PLAIN_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
     view.on_step_end(0, [trial("aaaa1111", "RUNNING"), trial("bbbb2222", "RUNNING"),
                          trial("cccc3333", "PENDING")])
     assert len(lines) == 1 and "\r" not in lines[0] and "\x1b" not in lines[0]

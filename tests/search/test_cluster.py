@@ -9,8 +9,10 @@ import time
 import pytest
 import yaml
 
+from helpers import run_cli, search_runs, space_file, tiny_space, write_space
+
 pytestmark = pytest.mark.cluster
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.mark.parametrize("name", ["cluster.yaml", "cluster-onprem.yaml"])
@@ -52,18 +54,16 @@ def test_node_scripts_install_pinned_and_keep_mlflow_and_the_dashboard_on_loopba
     assert "--dashboard-host=127.0.0.1" in scripts["start-head.sh"]
 
 
-SPACE = {
-    "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
-    "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
-                   "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 1e-2}},
-    "fixed": {"z_dim": 8, "batch_size": 32, "g_width": 8, "d_width": 8},
-    "scheduler": {"kind": "none", "collapse_threshold": 1.0},  # tiny models: never stop as collapsed
-    "resources": {"cpu": 1},
-}
+SPACE = tiny_space(name="nodes",
+                   parameters={"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
+                               "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 1e-2}},
+                   fixed={"z_dim": 8, "batch_size": 32, "g_width": 8, "d_width": 8})
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster():
+    """One local multi-node cluster for the module's tests: a head with no CPU for trials,
+    a CPU worker and a worker that advertises a GPU."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -79,26 +79,13 @@ def cluster():
     cluster.shutdown()
 
 
-def search(tmp_path, name, trials, iters, eval_every):
+def search(tmp_path, name, trials, iters, eval_every, **config):
     from gan_search.core.config import search_config
-    from gan_search.core.space import load_space
 
     raw = {**SPACE, "budget": {"trials": trials, "iters": iters, "eval_every": eval_every,
-                               "eval_samples": 64}, "concurrency": 2}
-    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(raw))
-    return search_config(load_space(str(tmp_path / "nodes.yaml")), runs_dir=str(tmp_path),
-                         name=name, confirm=0)
-
-
-def mlflow_children(tmp_path, name):
-    from mlflow.tracking import MlflowClient
-
-    from gan_search.tracking import SEARCH_TAG, store_paths
-
-    client = MlflowClient(store_paths(str(tmp_path))[0])
-    experiment = client.get_experiment_by_name("nodes")
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{name}'")
-    return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+                               "eval_samples": 64}}
+    return search_config(write_space(raw, tmp_path, "nodes"), runs_dir=str(tmp_path),
+                         name=name, confirm=0, **config)
 
 
 def test_a_search_spreads_trials_over_nodes_and_mlflow_holds_every_trial(cluster, tmp_path):
@@ -106,8 +93,8 @@ def test_a_search_spreads_trials_over_nodes_and_mlflow_holds_every_trial(cluster
 
     _, workers = cluster
     started = time.monotonic()
-    # trials long enough that the first two overlap, one on each worker
-    outcome = run_search(search(tmp_path, "spread", trials=4, iters=150, eval_every=50),
+    # the head offers no CPU and each worker one: two trials at a time run one on each worker
+    outcome = run_search(search(tmp_path, "spread", trials=4, iters=60, eval_every=20),
                          log=print)
     seconds = time.monotonic() - started
     nodes = {r.metrics["node_id"] for r in outcome.rows}
@@ -115,7 +102,7 @@ def test_a_search_spreads_trials_over_nodes_and_mlflow_holds_every_trial(cluster
           f"{ {n[:8]: sum(r.metrics['node_id'] == n for r in outcome.rows) for n in nodes} }")
     assert all(r.status == "finished" for r in outcome.rows)
     assert nodes <= {w.node_id for w in workers} and len(nodes) == 2  # both workers, not the head
-    _, children = mlflow_children(tmp_path, "spread")
+    _, _, children = search_runs(str(tmp_path), "spread")
     assert sorted(c.data.tags["gan_search.trial_id"] for c in children) == \
         sorted(r.trial_id for r in outcome.rows)
 
@@ -165,6 +152,8 @@ def test_losing_a_worker_mid_search_retries_its_trials_from_their_checkpoints(cl
                          log=print, callbacks=[_watch_doomed_node()])
     killer.join(timeout=5)
     assert removed.is_set()
+    workers[0] = ray_cluster.add_node(num_cpus=1)  # the module's cluster is whole again
+    ray_cluster.wait_for_nodes()
     print([(r.trial_id, r.status, r.metrics.get("resumed_from_step")) for r in outcome.rows])
     assert len(outcome.rows) == 4 and len({r.trial_id for r in outcome.rows}) == 4
     assert all(r.status == "finished" for r in outcome.rows), [(r.status, r.error) for r in outcome.rows]
@@ -173,7 +162,7 @@ def test_losing_a_worker_mid_search_retries_its_trials_from_their_checkpoints(cl
           f"(from steps {[r.metrics['resumed_from_step'] for r in retried]})")
     assert retried, "the trial on the removed node should have been restored from its checkpoint"
     assert all(r.metrics["node_id"] != doomed.node_id for r in retried)
-    client, children = mlflow_children(tmp_path, "fault")
+    client, _, children = search_runs(str(tmp_path), "fault")
     assert sorted(c.data.tags["gan_search.trial_id"] for c in children) == \
         sorted(r.trial_id for r in outcome.rows)
     for child in children:  # no evaluation step logged twice, none missing
@@ -185,15 +174,12 @@ def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster,
     """On a cluster the search asks for the space's GPU share; the worker advertises a GPU
     but has no CUDA device, so every trial fails with that message, once (not retried
     3 times like a lost node), and MLflow says why."""
-    from gan_search.core.config import search_config
     from gan_search.app import run_search
-    from gan_search.core.space import load_space
+    from gan_search.core.config import search_config
 
     ray_cluster, _ = cluster
-    raw = {**SPACE, "resources": {"cpu": 1, "gpu": 0.5}, "concurrency": 2,
-           "budget": {"trials": 2, "iters": 40, "eval_every": 20, "eval_samples": 64}}
-    (tmp_path / "nodes.yaml").write_text(yaml.safe_dump(raw))
-    config = search_config(load_space(str(tmp_path / "nodes.yaml")), runs_dir=str(tmp_path),
+    raw = {**SPACE, "resources": {"cpu": 1, "gpu": 0.5}}
+    config = search_config(write_space(raw, tmp_path, "nodes"), runs_dir=str(tmp_path),
                            name="no-cuda", address=ray_cluster.address, confirm=0)
     lines = []
     outcome = run_search(config, log=lines.append)
@@ -201,7 +187,7 @@ def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster,
     assert all("torch sees no CUDA device there" in r.error for r in outcome.rows)
     for row in outcome.rows:  # started once: a retry would start it again
         assert sum(f"trial {row.trial_id} started" in line for line in lines) == 1, lines
-    client, children = mlflow_children(tmp_path, "no-cuda")
+    _, _, children = search_runs(str(tmp_path), "no-cuda")
     assert len(children) == 2
     for child in children:
         assert child.info.status == "FAILED" and child.data.tags["gan_search.status"] == "failed"
@@ -216,16 +202,15 @@ def test_an_autoscaling_cluster_adds_gpu_workers_and_every_trial_runs_on_one(tmp
 
     from ray.autoscaler._private.fake_multi_node.node_provider import FAKE_HEAD_NODE_ID
 
-    from conftest import run_cli
     from ray_head import RayHead
 
-    raw = {**SPACE, "name": "gpuspace", "resources": {"cpu": 1, "gpu": 0.5}, "concurrency": 2,
+    raw = {**SPACE, "name": "gpuspace", "resources": {"cpu": 1, "gpu": 0.5},
            "budget": {"trials": 3, "iters": 40, "eval_every": 20, "eval_samples": 64}}
-    (tmp_path / "gpuspace.yaml").write_text(yaml.safe_dump(raw))
+    space = space_file(raw, tmp_path, "gpuspace")
     # the fake workers' "GPUs" are resource labels: trials on them train on the CPU
     head = RayHead(num_cpus=1, autoscaling=True, extra_env={"GAN_SEARCH_FAKE_GPU": "1"})
     try:
-        result = run_cli("run", "--space", str(tmp_path / "gpuspace.yaml"), "--address",
+        result = run_cli("run", "--space", space, "--address",
                          head.address, "--runs-dir", str(tmp_path / "runs"), "--name", "scaled",
                          "--confirm", "0",
                          env=head.env, timeout=400)

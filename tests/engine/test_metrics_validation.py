@@ -7,7 +7,7 @@ other half (899, first 898 used), disturbed or with classes dropped."""
 import pytest
 import torch
 
-from disturbances import DISTURBANCES
+from disturbances import DISTURBANCES  # noqa: I001 - beside this file
 from gan_search.engine.data import Dataset, load_dataset
 from gan_search.engine.metrics import Evaluator
 

@@ -10,7 +10,7 @@ import scipy.linalg
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from helpers import cli
 from gan_search.engine.data import Dataset, load_dataset
 from gan_search.core.errors import DataError
 from gan_search.engine.metrics import Evaluator, RandConv, frechet_distance, gaussian_stats, kid, ndb_k, prdc
@@ -176,12 +176,12 @@ def test_score_command_prints_json_for_a_folder_and_an_array(tmp_path):
     folder.mkdir()
     for i in range(60):
         Image.fromarray(digits[i, 0].numpy()).resize((32, 32)).save(folder / f"{i}.png")
-    result = run_cli("score", "--space", "digits", "--images", str(folder), "--n", "50")
+    result = cli("score", "--space", "digits", "--images", str(folder), "--n", "50")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
     assert scores["fid_lite_n"] == 50 and scores["fid_lite_extractor"] == "randconv32-v1"
     assert 0 <= scores["collapse"] <= 1 and scores["classes_found"] >= 5
     assert "warning" in result.stderr and "32x32" in result.stderr  # resized, and said so
     np.save(tmp_path / "gen.npy", digits[:60].numpy())
-    result = run_cli("score", "--images", str(tmp_path / "gen.npy"), "--n", "50")
+    result = cli("score", "--images", str(tmp_path / "gen.npy"), "--n", "50")
     assert result.returncode == 0 and json.loads(result.stdout)["fid_lite"] >= 0

@@ -3,7 +3,7 @@ never from what a cluster happens to have when the search starts."""
 
 import pytest
 
-from conftest import run_cli
+from helpers import cli
 from gan_search.core.errors import ConfigError
 from gan_search.search.placement import place_trials
 from gan_search.core.space import Resources
@@ -50,8 +50,7 @@ def test_run_device_bad_input_is_one_line_exit_2_and_starts_nothing(tmp_path, ar
 
     if torch.cuda.is_available() and args[1] == "gpu":
         pytest.skip("this machine has a GPU")
-    result = run_cli("run", "--space", "smoke", "--runs-dir", str(tmp_path / "runs"), *args,
-                     cwd=tmp_path)
+    result = cli("run", "--space", "smoke", "--runs-dir", str(tmp_path / "runs"), *args)
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()

@@ -1,60 +1,21 @@
-"""MLflow records of a real search, read back through MlflowClient; `sample`; a tracking
-server that cannot be reached; the UI refusing a missing store."""
+"""MLflow records of a real search (the shared `tracked` search, conftest.py), read back
+through MlflowClient; `sample`; a tracking server that cannot be reached; the UI refusing a
+missing store."""
 
 import math
 import time
 
 import pytest
-import yaml
-from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from conftest import run_cli
-from gan_search.core.config import search_config
-from gan_search.app import run_search
-from gan_search.core.space import load_space
-from gan_search.tracking import ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, store_paths
+from gan_search.core.vocabulary import BROKEN, Role
+from gan_search.tracking import CONFIRM_OF_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG
 from gan_search.tracking.store import logged_grid_steps
-
-SPACE = {
-    "data": {"source": "fake", "size": 16, "channels": 3, "options": {"n": 256, "classes": 4}},
-    "parameters": {
-        "lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
-        "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 1e-2},
-        "g_width": {"kind": "int", "low": 4, "high": 8},
-    },
-    "fixed": {"z_dim": 8, "batch_size": 32, "d_width": 8},
-    "objectives": ["fid_lite", "collapse"],
-    "budget": {"trials": 4, "iters": 40, "eval_every": 20, "eval_samples": 100},
-    "resources": {"cpu": 0.5},
-    "concurrency": 2,
-    "baseline": {"name": "paper", "values": {"lr_g": 2.0e-4, "lr_d": 2.0e-4, "g_width": 8},
-                 "sources": {"lr_g": "test", "lr_d": "test", "g_width": "test"}},
-}
-
-
-@pytest.fixture(scope="module")
-def tracked(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("runs")
-    (runs / "tracked.yaml").write_text(yaml.safe_dump(SPACE))
-    spec = load_space(str(runs / "tracked.yaml"))
-    config = search_config(spec, runs_dir=str(runs), name="tracked-search", confirm=2,
-                           confirm_seeds=1)
-    outcome = run_search(config, log=lambda line: None)
-    client = MlflowClient(store_paths(str(runs))[0])
-    experiment = client.get_experiment_by_name(spec.name)
-    runs_found = client.search_runs([experiment.experiment_id])
-    return runs, outcome, client, experiment, runs_found
-
-
-def children_of(found):
-    return [r for r in found if "mlflow.parentRunId" in r.data.tags]
+from helpers import cli
 
 
 def test_one_parent_and_one_child_per_trial_and_per_confirmation_run(tracked):
-    _, outcome, client, _, found = tracked
-    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    children = children_of(found)
+    _, outcome, client, parents, children = tracked
     assert len(parents) == 1 and parents[0].info.run_name == "tracked-search"
     assert parents[0].data.tags[SEARCH_TAG] == "tracked-search"
     assert parents[0].data.tags[ROLE_TAG] == "parent"
@@ -71,14 +32,14 @@ def test_one_parent_and_one_child_per_trial_and_per_confirmation_run(tracked):
     assert len(outcome.confirm_rows) == len(confirmed) and baseline.trial_id in confirmed
     for child in children:
         if child.data.tags[ROLE_TAG] == "confirm":
-            assert child.data.tags["gan_search.confirm_of"] in confirmed
+            assert child.data.tags[CONFIRM_OF_TAG] in confirmed
             assert child.data.params["seed"] == "1001"
 
 
 def test_children_hold_params_metric_histories_images_and_status(tracked):
-    _, outcome, client, _, found = tracked
+    _, outcome, client, _, children = tracked
     rows = {r.trial_id: r for r in [*outcome.rows, *outcome.confirm_rows]}
-    for child in children_of(found):
+    for child in children:
         row = rows[child.data.tags[TRIAL_TAG]]
         settings = row.params.get("confirm", {}).get("settings", row.params)
         for key in ("lr_g", "lr_d", "g_width"):  # every sampled parameter, as sampled
@@ -95,19 +56,18 @@ def test_children_hold_params_metric_histories_images_and_status(tracked):
         assert child.data.metrics["best_step"] == row.metrics["best_step"]
         assert child.data.metrics["collapse_at_best"] == pytest.approx(row.metrics["collapse_at_best"])
         assert child.data.tags[STATUS_TAG] == row.status
-        assert child.info.status == ("FAILED" if row.status in ("failed", "diverged") else "FINISHED")
+        assert child.info.status == ("FAILED" if row.status in BROKEN else "FINISHED")
 
 
 def test_parent_holds_settings_summary_pareto_and_the_confirmed_winner(tracked):
-    _, outcome, client, _, found = tracked
-    parent = next(r for r in found if "mlflow.parentRunId" not in r.data.tags)
+    _, outcome, client, (parent,), children = tracked
     assert parent.data.params["trials"] == "4" and parent.data.params["space"] == "tracked"
     assert parent.info.status == "FINISHED"
     artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
     assert {"leaderboard.txt", "leaderboard.json", "pareto_front.json", "space", "analysis"} <= artifacts
     plots = {f.path for f in client.list_artifacts(parent.info.run_id, "analysis")}
     assert {"analysis/optimization_history.png", "analysis/pareto_front.png"} <= plots
-    runs_of = {c.data.tags[TRIAL_TAG]: c.info.run_id for c in children_of(found)}
+    runs_of = {c.data.tags[TRIAL_TAG]: c.info.run_id for c in children}
     # best_run_id: the confirmed winner's best fresh-seed run (what `sample --run best` uses)
     winner = outcome.confirmation[0]
     assert parent.data.tags["gan_search.confirmed_trial_id"] == winner.trial_id
@@ -127,19 +87,19 @@ def test_parent_holds_settings_summary_pareto_and_the_confirmed_winner(tracked):
 def test_sample_writes_a_fresh_grid_from_the_best_checkpoint(tracked, tmp_path):
     runs = tracked[0]
     out = tmp_path / "grid.png"
-    result = run_cli("sample", "--runs-dir", str(runs), "--run", "best", "--n", "16",
+    result = cli("sample", "--runs-dir", str(runs), "--run", "best", "--n", "16",
                      "--out", str(out))
     assert result.returncode == 0, result.stderr
     with Image.open(out) as grid:
         assert grid.size == (4 * 18 + 2, 4 * 18 + 2)  # 4 x 4 grid of 16 px samples
-    bad = run_cli("sample", "--runs-dir", str(runs), "--run", "0123abcd", "--out", str(out))
+    bad = cli("sample", "--runs-dir", str(runs), "--run", "0123abcd", "--out", str(out))
     assert bad.returncode == 2 and "--run 0123abcd: no such run" in bad.stderr
 
 
 def test_unreachable_tracking_server_fails_before_any_trial(tmp_path):
     started = time.monotonic()
-    result = run_cli("run", "--space", "smoke", "--runs-dir", str(tmp_path),
-                     "--tracking-uri", "http://127.0.0.1:9", cwd=tmp_path)
+    result = cli("run", "--space", "smoke", "--runs-dir", str(tmp_path),
+                 "--tracking-uri", "http://127.0.0.1:9")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the MLflow tracking server" in lines[0]
@@ -148,5 +108,5 @@ def test_unreachable_tracking_server_fails_before_any_trial(tmp_path):
 
 
 def test_ui_refuses_a_missing_store(tmp_path):
-    result = run_cli("ui", "--runs-dir", str(tmp_path / "nothing"))
+    result = cli("ui", "--runs-dir", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "no MLflow store in" in result.stderr

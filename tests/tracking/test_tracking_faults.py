@@ -13,13 +13,11 @@ from types import SimpleNamespace
 
 import pyarrow.fs
 import pytest
-import yaml
-from mlflow.tracking import MlflowClient
 from ray import tune
 
-from conftest import run_cli
-from gan_search.tracking import ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG, MlflowTracker
-from ray_head import free_port
+from gan_search.tracking import ROLE_TAG, STATUS_TAG, TRIAL_TAG, MlflowTracker
+from gan_search.tracking.store import logged_grid_steps
+from helpers import free_port, run_cli, search_runs, space_file, tiny_space
 
 
 class Recording(pyarrow.fs.FileSystemHandler):
@@ -141,22 +139,16 @@ def stop(server: subprocess.Popen) -> None:
             server.wait(timeout=20)
 
 
-SPACE = {"name": "faults", "data": {"source": "fake", "size": 16, "channels": 3,
-                                    "options": {"n": 200}},
-         "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2}},
-         "fixed": {"z_dim": 8, "batch_size": 32, "g_width": 4, "d_width": 4},
-         "budget": {"trials": 3, "iters": 40, "eval_every": 20, "eval_samples": 50},
-         "scheduler": {"kind": "none", "collapse_threshold": 1.0}, "resources": {"cpu": 1},
-         "concurrency": 1}
+SPACE = tiny_space(name="faults", data={"options": {"n": 200}}, budget={"trials": 3, "eval_samples": 50},
+                   concurrency=1)
 
 
 def test_a_tracking_server_that_stops_mid_search_loses_nothing(tmp_path):
     store, port = tmp_path / "server", free_port()
     store.mkdir()
-    (tmp_path / "faults.yaml").write_text(yaml.safe_dump(SPACE))
     uri = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).parent / "gan-search"), "run", "--space",
-               str(tmp_path / "faults.yaml"), "--runs-dir", str(tmp_path / "runs"), "--name",
+               space_file(SPACE, tmp_path, "faults"), "--runs-dir", str(tmp_path / "runs"), "--name",
                "faulty", "--tracking-uri", uri, "--confirm", "0"]
     started = time.monotonic()
     server = mlflow_server(store, port)
@@ -186,20 +178,15 @@ def test_a_tracking_server_that_stops_mid_search_loses_nothing(tmp_path):
         resumed = run_cli(*command[1:], "--resume", timeout=300)
         assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
         assert "did not record" not in resumed.stdout and not pending.exists()
-        client = MlflowClient(uri)
-        runs = client.search_runs([client.get_experiment_by_name("faults").experiment_id],
-                                  filter_string=f"tags.`{SEARCH_TAG}` = 'faulty'")
-        parents = [r for r in runs if r.data.tags.get(ROLE_TAG) == "parent"]
-        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        client, parents, children = search_runs(uri, "faulty")
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        assert parents[0].data.tags[ROLE_TAG] == "parent"
         assert sorted(c.data.tags[TRIAL_TAG] for c in children) == \
             sorted(t["trial_id"] for t in board["trials"])  # every trial exactly once
         for child in children:
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
             assert sorted(steps) == [20, 40]  # none missing, none twice
-            grids = [f.path for f in client.list_artifacts(child.info.run_id, "images")
-                     if f.path.endswith(".png")]
-            assert len(grids) == 2
+            assert logged_grid_steps(client, child.info.run_id) == [20, 40]  # each grid once
             assert child.data.tags[STATUS_TAG] == "finished" and child.info.status == "FINISHED"
     finally:
         stop(server)
