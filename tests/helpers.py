@@ -83,14 +83,18 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_on_terminal(command: list[str], env: dict | None = None,
-                    timeout: int = 300) -> tuple[int, str]:
-    """A command on a pseudo-terminal, as in a user's shell: (exit code, what the screen got,
-    control sequences included)."""
+def run_on_terminal(command: list[str], env: dict | None = None, timeout: int = 300,
+                    columns: int = 240) -> tuple[int, str]:
+    """A command on a pseudo-terminal ``columns`` wide, as in a user's shell: (exit code,
+    what the screen got, control sequences included)."""
+    import fcntl
     import os
     import pty
+    import struct
+    import termios
 
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     proc = subprocess.Popen(command, env=env, stdin=follower, stdout=follower, stderr=follower)
     os.close(follower)
     chunks = []

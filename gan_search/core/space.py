@@ -4,9 +4,9 @@ A space file (``search_spaces/NAME.yaml``) says which data a search trains on,
 which hyperparameters it searches and over what ranges, which it fixes, and how
 the search is run (objectives, budget, scheduler, resources, concurrency).
 
-This module is the leaf of the package: standard library and yaml only. Whether a
+This module is a leaf of the package (standard library, yaml and core/vocabulary.py). Whether a
 parameter name is a real trial setting is checked in ``config.py``; translating
-the space to Ray Tune / Optuna lives in ``search.py``.
+the space to Ray Tune / Optuna lives in ``search/tuning.py``.
 
 Bounds of every kind are inclusive, as written in the file.
 """

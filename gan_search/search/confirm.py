@@ -4,7 +4,7 @@ After a search, the top configurations (and the baseline, so that it is compared
 same footing) are trained again at the full budget with fresh seeds, the same seeds for
 every configuration. They are ranked by the mean of the first objective's best value over
 those fresh runs only: the search's own run of a configuration is left out, because it was
-chosen for being good (the winner's curse). Pure Python: search.py runs the trials.
+chosen for being good (the winner's curse). Pure Python: search/run.py runs the trials.
 """
 
 from __future__ import annotations

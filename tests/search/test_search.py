@@ -9,7 +9,7 @@ import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from helpers import run_cli, search_runs, tiny_space, write_space
+from helpers import cli, search_runs, tiny_space, write_space
 from gan_search.core.config import search_config
 from gan_search.core.errors import ConfigError
 from gan_search.search.report import leaderboard
@@ -269,7 +269,7 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
                         if t["status"] != "interrupted"]
     assert len(confirmed_before) >= 1
 
-    resumed = run_cli("run", *common, "--resume", "--name", "smoke-rs")
+    resumed = cli("run", *common, "--resume", "--name", "smoke-rs")  # in this process: no signal
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     # the summary a user reads: the baseline row, the confirmation table, best vs baseline,
     # and what mattered

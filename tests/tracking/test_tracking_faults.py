@@ -1,11 +1,13 @@
 """Tracking never costs a search: the tracker reads only the small files of a checkpoint,
-and a tracking server that stops mid-search loses nothing (a real `mlflow server`)."""
+and a tracking server that goes away mid-search loses nothing (a real `mlflow server`,
+cut off and back by a loopback proxy)."""
 
-import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,7 +19,7 @@ from ray import tune
 
 from gan_search.tracking import ROLE_TAG, STATUS_TAG, TRIAL_TAG, MlflowTracker
 from gan_search.tracking.store import logged_grid_steps
-from helpers import free_port, run_cli, search_runs, space_file, tiny_space
+from helpers import free_port, search_runs, tiny_space, write_space
 
 
 class Recording(pyarrow.fs.FileSystemHandler):
@@ -143,50 +145,100 @@ SPACE = tiny_space(name="faults", data={"options": {"n": 200}}, budget={"trials"
                    concurrency=1)
 
 
-def test_a_tracking_server_that_stops_mid_search_loses_nothing(tmp_path):
+class Gate(threading.Thread):
+    """A loopback TCP proxy in front of a server: ``close()`` drops every connection and
+    refuses new ones (the server is gone, as far as a client can tell), ``open()`` lets
+    connections through again. One real server serves both halves of the test."""
+
+    def __init__(self, upstream: int) -> None:
+        super().__init__(daemon=True)
+        self.upstream, self.closed, self.live = upstream, False, []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+
+    def run(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            if self.closed:
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self.live += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+    def close(self) -> None:
+        self.closed = True
+        for end in self.live:
+            end.close()
+        self.live = []
+
+    def open(self) -> None:
+        self.closed = False
+
+
+def test_a_tracking_server_that_goes_away_mid_search_loses_nothing(tmp_path, monkeypatch):
+    """The server becomes unreachable once the first trial has ended, the search goes on,
+    keeps what MLflow did not take and says so; the server comes back and --resume writes
+    every record exactly once."""
+    from gan_search.app import run_search
+    from gan_search.core.config import search_config
+
+    for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.setenv(key, "")  # the search sets them; gone again after the test
     store, port = tmp_path / "server", free_port()
     store.mkdir()
-    uri = f"http://127.0.0.1:{port}"
-    command = [str(Path(sys.executable).parent / "gan-search"), "run", "--space",
-               space_file(SPACE, tmp_path, "faults"), "--runs-dir", str(tmp_path / "runs"), "--name",
-               "faulty", "--tracking-uri", uri, "--confirm", "0"]
-    started = time.monotonic()
     server = mlflow_server(store, port)
-    print(f"server up after {time.monotonic() - started:.1f} s")
+    gate = Gate(port)
+    gate.start()
+    uri = f"http://127.0.0.1:{gate.port}"
+    config = search_config(write_space(SPACE, tmp_path, "faults"), runs_dir=str(tmp_path / "runs"),
+                           name="faulty", confirm=0)
     try:
-        search = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
-        seen = []
-        for line in search.stdout:  # stop the server once the first trial has ended
-            seen.append(line)
-            if "1/3 ended" in line:
-                stop(server)
-        search.wait(timeout=300)
-        output = "".join(seen)
-        assert search.returncode == 0, output[-3000:]
-        assert "did not record" in output and "retried by --resume" in output
-        board = json.loads((tmp_path / "runs" / "tune" / "faulty" / "leaderboard.json").read_text())
+        lines = []
+
+        def log(line: str) -> None:
+            lines.append(line)
+            if "1/3 ended" in line:  # the first trial has ended: the server goes away
+                gate.close()
+        outcome = run_search(config, tracking_uri=uri, log=log)
+        output = "\n".join(lines)
+        assert "did not record" in output and "retried by --resume" in output, output
         # every Tune checkpoint was registered all the same: each trial kept its best
-        assert all(t["status"] == "finished" and t["checkpoint"] and
-                   Path(t["checkpoint"], "samples.png").is_file() for t in board["trials"])
+        assert all(r.status == "finished" and Path(r.checkpoint, "samples.png").is_file()
+                   for r in outcome.rows)
         pending = tmp_path / "runs" / "tune" / "faulty" / "mlflow_pending" / "records.json"
         assert pending.is_file()
 
-        print(f"search done after {time.monotonic() - started:.1f} s")
-        server = mlflow_server(store, port)  # back, with the same store
-        print(f"server back after {time.monotonic() - started:.1f} s")
-        resumed = run_cli(*command[1:], "--resume", timeout=300)
-        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-        assert "did not record" not in resumed.stdout and not pending.exists()
+        gate.open()  # back, with the same store
+        lines.clear()
+        run_search(config, resume=True, tracking_uri=uri, log=lines.append)
+        assert not any("did not record" in line for line in lines) and not pending.exists()
         client, parents, children = search_runs(uri, "faulty")
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         assert parents[0].data.tags[ROLE_TAG] == "parent"
         assert sorted(c.data.tags[TRIAL_TAG] for c in children) == \
-            sorted(t["trial_id"] for t in board["trials"])  # every trial exactly once
+            sorted(r.trial_id for r in outcome.rows)  # every trial exactly once
         for child in children:
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
             assert sorted(steps) == [20, 40]  # none missing, none twice
             assert logged_grid_steps(client, child.info.run_id) == [20, 40]  # each grid once
             assert child.data.tags[STATUS_TAG] == "finished" and child.info.status == "FINISHED"
     finally:
+        gate.close()
+        gate.listener.close()
         stop(server)

@@ -60,7 +60,9 @@ def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked,
                 if time.monotonic() > deadline or ui.poll() is not None:
                     pytest.fail(f"the MLflow UI did not start on {url}")
                 time.sleep(1)
-        dom = chromium(url, tmp_path / "profile1", "--dump-dom").stdout
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "mlflow_ui_runs.png"  # one browser run: the page's DOM and a picture
+        dom = chromium(url, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}").stdout
         import re
         text = " ".join(re.sub(r"<[^>]+>", " ", dom).split())
         assert "Observability" not in text  # the training runs view, not the GenAI overview
@@ -69,9 +71,6 @@ def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked,
         positions = [text.find(f"trial_{t}") for t in ranked]
         assert all(p >= 0 for p in positions) and positions == sorted(positions), (ranked, text[:3000])
         assert "fid_lite_best" in dom and "best_step" in dom  # the score columns are shown
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "mlflow_ui_runs.png"
-        chromium(url, tmp_path / "profile2", f"--screenshot={shot}")
         with Image.open(shot) as image:
             assert image.size == (1400, 900)
             grey = image.convert("L")
