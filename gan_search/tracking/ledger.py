@@ -92,8 +92,10 @@ class Ledger:
                                                default=str))
         else:
             path.unlink(missing_ok=True)
-            if self.folder.is_dir() and not any(self.folder.iterdir()):
-                self.folder.rmdir()
+            try:
+                self.folder.rmdir()  # only when empty
+            except OSError:  # not there, or a grid arrived from Tune's thread meanwhile
+                pass
 
     def load(self) -> None:
         """Records an earlier run of the search could not write (each checked first)."""

@@ -177,14 +177,22 @@ class Gate(threading.Thread):
                 sink.sendall(data)
         except OSError:
             pass
-        finally:
+        finally:  # one side hung up (an idle keep-alive, say): hang up the other side too
             for end in (source, sink):
-                end.close()
+                Gate._hang_up(end)
+
+    @staticmethod
+    def _hang_up(end: socket.socket) -> None:
+        try:  # shutdown sends the FIN at once, even while another thread waits in recv
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        end.close()
 
     def close(self) -> None:
         self.closed = True
         for end in self.live:
-            end.close()
+            self._hang_up(end)
         self.live = []
 
     def open(self) -> None:
@@ -209,14 +217,17 @@ def test_a_tracking_server_that_goes_away_mid_search_loses_nothing(tmp_path, mon
     config = search_config(write_space(SPACE, tmp_path, "faults"), runs_dir=str(tmp_path / "runs"),
                            name="faulty", confirm=0)
     try:
-        lines = []
+        lines, cut = [], []
 
         def log(line: str) -> None:
             lines.append(line)
-            if "1/3 ended" in line:  # the first trial has ended: the server goes away
+            if "1/3 ended" in line and not cut:  # the first trial has ended: the server goes
+                cut.append(len(lines))  # this line's number (the writer thread logs too)
                 gate.close()
         outcome = run_search(config, tracking_uri=uri, log=log)
         output = "\n".join(lines)
+        warned = [i for i, line in enumerate(lines, 1) if "did not take a record" in line]
+        assert cut and warned and warned[0] > cut[0], output  # MLflow took records until then
         assert "did not record" in output and "retried by --resume" in output, output
         # every Tune checkpoint was registered all the same: each trial kept its best
         assert all(r.status == "finished" and Path(r.checkpoint, "samples.png").is_file()
