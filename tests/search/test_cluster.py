@@ -4,7 +4,6 @@ search across nodes, and survives losing a worker mid-search."""
 
 import os
 import threading
-import time
 
 import pytest
 import yaml

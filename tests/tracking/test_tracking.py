@@ -8,7 +8,7 @@ import time
 import pytest
 from PIL import Image
 
-from gan_search.core.vocabulary import BROKEN, Role
+from gan_search.core.vocabulary import BROKEN
 from gan_search.tracking import CONFIRM_OF_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG
 from gan_search.tracking.store import logged_grid_steps
 from helpers import cli
