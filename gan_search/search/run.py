@@ -50,7 +50,7 @@ class Tracker(Protocol):
 TrackerFactory = Callable[[dict[str, Any], SharedSettings, Path], Tracker]
 
 
-def search_params(config: SearchConfig, placement: Placement | None = None) -> dict[str, Any]:
+def search_params(config: SearchConfig, placement: Placement) -> dict[str, Any]:
     """The search's own settings (the MLflow parent run's parameters)."""
     spec = config.spec
     params: dict[str, Any] = {
@@ -64,7 +64,7 @@ def search_params(config: SearchConfig, placement: Placement | None = None) -> d
         "collapse_threshold": spec.scheduler.collapse_threshold,
         "collapse_patience": spec.scheduler.collapse_patience,
         "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
-        "device": config.device, "trial_resources": placement.describe() if placement else "",
+        "device": config.device, "trial_resources": placement.describe(),
         "sampler": f"optuna-{config.sampler}", "address": config.address or "local"}
     params.update({f"set.{k}": v for k, v in config.fixed.items()})
     if config.data_options:
@@ -111,7 +111,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     fitting = time.perf_counter()
     grid, in_effect = _fit(path, resume, trainable, lambda cbs: search_tuner(
         config, trainable, storage_root(config), cbs),
-        [view, *(callbacks or []), *([recorder] if recorder else [])])
+        [view, *(callbacks or []), recorder])
     view, recorder = in_effect(view), in_effect(recorder)  # on resume: the restored ones
     outcome = collect.outcome(config, path, grid, started)
     outcome.fit_seconds = time.perf_counter() - fitting
@@ -133,10 +133,11 @@ def _fit(path: str, resume: bool, trainable: Any, new_tuner: Callable[[list], An
     """A new Tuner's fit, or the saved one's, continued. Returns the result grid and
     ``in_effect``: the callback that served in place of each given one (on resume, the one
     Tune restored, which took over the given one's live parts: restore.py)."""
+    callbacks = [c for c in callbacks if c is not None]  # e.g. no tracker
     if resume and tune.Tuner.can_restore(path):
         tuner, in_effect = restore_tuner(path, trainable, callbacks)
     else:
-        tuner, in_effect = new_tuner([c for c in callbacks if c is not None]), lambda c: c
+        tuner, in_effect = new_tuner(callbacks), lambda c: c
     return tuner.fit(), in_effect
 
 

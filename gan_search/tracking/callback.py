@@ -58,7 +58,7 @@ class MlflowTracker(Callback, Restorable):
         self.search_name = search_name
         self.ledger = Ledger(folder, search_name, base, baseline)
         self.recorder = Recorder(runs_dir, tracking_uri, experiment, params, space_file, log)
-        self.writer = Writer(self._sync, lambda: self.recorder.due() and bool(self.ledger.left()))
+        self.writer = Writer(self._sync, self._due)
         self.log = log
 
     @property
@@ -67,8 +67,7 @@ class MlflowTracker(Callback, Restorable):
 
     def resumed(self) -> None:
         """Restored by --resume: the fresh tracker's writer now serves this ledger."""
-        self.writer.sync = self._sync
-        self.writer.due = lambda: self.recorder.due() and bool(self.ledger.left())
+        self.writer.sync, self.writer.due = self._sync, self._due
         self.ledger.resumed = True
         self.ledger.load()
 
@@ -82,6 +81,10 @@ class MlflowTracker(Callback, Restorable):
 
     def _sync(self, force: bool = False) -> None:
         self.recorder.sync(self.ledger, force)
+
+    def _due(self) -> bool:
+        """Something is still unwritten and the recorder may try MLflow again."""
+        return self.recorder.due() and bool(self.ledger.left())
 
     def start(self) -> None:
         """Create the parent run, or find it again when the search is resumed (with any

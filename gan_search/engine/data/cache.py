@@ -17,6 +17,7 @@ import torch
 
 from gan_search.core.errors import DataError
 from gan_search.engine.atomic import save_atomic
+from gan_search.engine.data.sources import source_entry
 
 CACHE_VERSION = 1  # bump when a source's decoding changes, to invalidate old caches
 
@@ -41,8 +42,6 @@ def cache_dir() -> Path:
 
 def dataset_key(source: str, size: int, channels: int, options: Mapping[str, Any]) -> str:
     """The cache key: what the images are (the source says how to fingerprint its data)."""
-    from gan_search.engine.data.sources import source_entry
-
     described = dict(options)
     fingerprint = source_entry(source).fingerprint
     if fingerprint is not None:
@@ -55,8 +54,6 @@ def dataset_key(source: str, size: int, channels: int, options: Mapping[str, Any
 def load_dataset(source: str, size: int, channels: int,
                  options: Mapping[str, Any] | None = None) -> Dataset:
     """Load a dataset from the cache, or decode it from its source and cache it."""
-    from gan_search.engine.data.sources import source_entry
-
     options = dict(options or {})
     entry = source_entry(source)
     unknown = [k for k in options if k not in entry.options]

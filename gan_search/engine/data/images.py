@@ -18,6 +18,8 @@ from gan_search.core.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 Shape = tuple[tuple[int, int], str]  # (width, height), PIL mode
+# what a source's loader returns: images (N, C, S, S), labels or None, class names, skipped
+Decoded = tuple[torch.Tensor, "torch.Tensor | None", tuple[str, ...], int]
 
 
 def centre_square(width: int, height: int) -> tuple[int, int, int]:

@@ -13,9 +13,7 @@ import torch
 from PIL import Image
 
 from gan_search.core.errors import DataError
-from gan_search.engine.data.images import Box, decode_files
-
-Decoded = tuple[torch.Tensor, "torch.Tensor | None", tuple[str, ...], int]
+from gan_search.engine.data.images import Box, Decoded, decode_files
 
 
 def load_cats(size: int, channels: int, options: Mapping[str, Any], root: Path) -> Decoded:

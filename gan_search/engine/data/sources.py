@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from gan_search.core.errors import DataError
-from gan_search.engine.data.images import folder_fingerprint, read_folder, resize_array, to_channels
+from gan_search.engine.data.images import (Decoded, folder_fingerprint, read_folder,
+                                           resize_array, to_channels)
 from gan_search.engine.data.pets import load_cats
 
-Decoded = tuple[torch.Tensor, "torch.Tensor | None", tuple[str, ...], int]
 Loader = Callable[[int, int, Mapping[str, Any], Path], Decoded]  # size, channels, options, raw dir
 
 
