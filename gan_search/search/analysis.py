@@ -67,9 +67,11 @@ def importances(study: Any) -> list[tuple[str, float]]:
                   key=lambda item: -item[1])
 
 
-def save_plots(study: Any, keys: list[str], folder: Path) -> list[Path]:
+def save_plots(study: Any, keys: list[str], folder: Path, with_importances: bool = True
+               ) -> list[Path]:
     """Optuna's matplotlib plots of the study as PNGs in ``folder``; a plot that Optuna
-    cannot draw for this study (too few trials, one parameter) is left out."""
+    cannot draw for this study (too few trials, one parameter) is left out, and so is the
+    importances plot when ``importances`` found too little to say (it would show noise)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,6 +88,8 @@ def save_plots(study: Any, keys: list[str], folder: Path) -> list[Path]:
             study, **({"target": first["target"], "target_name": names[0]} if multi else {})),
         "parallel_coordinate": lambda: plots.plot_parallel_coordinate(study, **first),
     }
+    if not with_importances:
+        del makers["param_importances"]
     if multi:
         makers["pareto_front"] = lambda: plots.plot_pareto_front(study, target_names=names)
     folder.mkdir(parents=True, exist_ok=True)

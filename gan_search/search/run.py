@@ -181,7 +181,8 @@ def _what_mattered(config: SearchConfig, outcome: SearchOutcome,
         return
     outcome.importances = analysis.importances(outcome.study)
     outcome.plots = analysis.save_plots(outcome.study, outcome.objectives,
-                                        summary_dir(config) / "analysis")
+                                        summary_dir(config) / "analysis",
+                                        with_importances=bool(outcome.importances))
 
 
 def _trainable(placement: Placement, data: Any, evaluator: Any, board: Any,

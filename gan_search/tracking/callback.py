@@ -129,8 +129,8 @@ class MlflowTracker(Callback, Restorable):
 
         def change() -> None:
             record = self.ledger.record(trial_id, config)
-            if values:
-                record.metrics[step] = values
+            if values and step > record.last_step:  # not a step a retried trial repeats
+                record.metrics[step], record.last_step = values, step
             if node and self.ledger.nodes.get(trial_id) != node:
                 self.ledger.nodes[trial_id] = node
                 record.tags[NODE_TAG] = node
@@ -149,7 +149,13 @@ class MlflowTracker(Callback, Restorable):
         path = self.ledger.grid_file(trial_id, step)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        self.writer.post(lambda: self.ledger.record(trial_id, config).grids.append(step))
+
+        def change() -> None:
+            record = self.ledger.record(trial_id, config)
+            if step > record.last_grid:  # not a grid a retried trial repeats
+                record.grids.append(step)
+                record.last_grid = step
+        self.writer.post(change)
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
         result = trial.last_result or {}

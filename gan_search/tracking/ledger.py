@@ -32,6 +32,10 @@ class TrialRecord:
     started: bool = False  # params and tags written
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> unwritten
     grids: list[int] = field(default_factory=list)  # steps whose grid waits on disk
+    # the last evaluation and grid Tune reported: a trial retried from an older checkpoint
+    # (its node was lost) reports those steps again, and MLflow must hold each once
+    last_step: int = -1
+    last_grid: int = -1
     status: str | None = None
     message: str | None = None
     checkpoint: str | None = None  # the best checkpoint (URI), for checkpoint/generator.pt

@@ -131,6 +131,19 @@ def test_real_statistics_and_classifier_are_cached(isolated_cache):
     assert a == b
 
 
+def test_the_classifier_stops_once_it_classifies_every_held_out_image():
+    """Easy data stops at the first check with every held-out image right; data it cannot
+    get all right (labels that are noise) trains every step it was given."""
+    from gan_search.engine.metrics.classifier import train_classifier
+
+    data = load_dataset("fake", 16, 3, {"n": 120, "classes": 3})
+    easy = train_classifier(data.images, data.labels, 3, steps=200, check_every=50)
+    assert easy.accuracy == 1.0 and easy.steps == 50
+    noise = torch.randint(3, (len(data.labels),), generator=torch.Generator().manual_seed(1))
+    hard = train_classifier(data.images, noise, 3, steps=100, check_every=50)
+    assert hard.accuracy < 1.0 and hard.steps == 100
+
+
 def test_evaluator_refuses_wrong_shapes_and_too_few_images():
     data = load_dataset("fake", 16, 3, {"n": 60})
     evaluator = Evaluator(Dataset(data.images, None, ()), n=50)

@@ -131,6 +131,9 @@ def test_smoke_search_ends_every_trial_with_a_score_or_a_status(smoke_search):
         assert math.isfinite(row.score) and row.metrics["fid_lite_extractor"] == "randconv32-v1"
         assert row.metrics["best_step"] in (20, 40)
     assert any(r.status == "finished" for r in outcome.rows)
+    # what mattered: importances, and Optuna's plots of them among the others
+    assert outcome.importances and {p.name for p in outcome.plots} >= {
+        "optimization_history.png", "param_importances.png", "parallel_coordinate.png"}
     # ASHA ran: a trial worse than the median at the first rung stopped there
     stopped = [r for r in outcome.rows if r.status == "stopped"]
     assert stopped and all(r.metrics["step"] == 20 for r in stopped)
@@ -195,6 +198,10 @@ def test_collapsed_trials_are_stopped_by_the_stopper_and_told_to_optuna(tmp_path
     assert all(r.metrics["score"] == r.metrics["fid_lite"] for r in outcome.rows)
     told = sorted(t.value for t in outcome.study.trials)
     assert told == sorted(r.metrics["fid_lite"] for r in outcome.rows)
+    # two trials are too few for importances: no plot of them either, the history all the same
+    names = {p.name for p in outcome.plots}
+    assert not outcome.importances and "param_importances.png" not in names
+    assert "optimization_history.png" in names
 
 
 def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):

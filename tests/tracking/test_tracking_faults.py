@@ -90,10 +90,7 @@ def test_the_tracker_never_opens_a_trials_full_checkpoint(tmp_path):
     Image.new("RGB", (18, 18), (200, 10, 10)).save(folder / "samples.png")
     handler = Recording()
     checkpoint = tune.Checkpoint(str(folder), filesystem=pyarrow.fs.PyFileSystem(handler))
-    (tmp_path / "space.yaml").write_text("data: {source: fake}\n")
-    tracker = MlflowTracker(str(tmp_path), None, "exp", "s1", {"searched": []}, {},
-                            str(tmp_path / "space.yaml"), tmp_path / "s1")
-    tracker.start()
+    tracker = started_tracker(tmp_path)
     best = SimpleNamespace(metrics={"fid_lite": 5.0}, checkpoint=checkpoint)
     trial = SimpleNamespace(trial_id="x", config={"lr_g": 0.001},
                             last_result={"step": 20, "fid_lite": 5.0, "status": "finished"},
@@ -111,6 +108,42 @@ def test_the_tracker_never_opens_a_trials_full_checkpoint(tmp_path):
     assert {f.path for f in client.list_artifacts(run_id, "checkpoint")} == \
         {"checkpoint/generator.pt", "checkpoint/samples.png"}
     assert [f.path for f in client.list_artifacts(run_id, "images") if f.path.endswith(".png")]
+
+
+def started_tracker(tmp_path: Path) -> MlflowTracker:
+    """A tracker on an embedded store in ``tmp_path``, its parent run started."""
+    (tmp_path / "space.yaml").write_text("data: {source: fake}\n")
+    tracker = MlflowTracker(str(tmp_path), None, "exp", "s1", {"searched": []}, {},
+                            str(tmp_path / "space.yaml"), tmp_path / "s1")
+    tracker.start()
+    return tracker
+
+
+def test_a_trial_retried_from_an_older_checkpoint_logs_each_step_once(tmp_path):
+    """A lost node's trial restarts from its checkpoint at step 40 and reports step 60 (and
+    its grid) a second time: MLflow holds every evaluation and grid once."""
+    from PIL import Image
+
+    tracker = started_tracker(tmp_path)
+    trial = SimpleNamespace(trial_id="x", config={"lr_g": 0.001}, last_result={})
+
+    def evaluation(step: int, fid: float) -> None:
+        trial.last_result = {"step": step, "fid_lite": fid}
+        tracker.on_trial_result(0, [], trial, trial.last_result)
+        folder = tmp_path / f"checkpoint_{step:06d}_{fid}"
+        folder.mkdir()
+        Image.new("RGB", (18, 18), (step, 10, 10)).save(folder / "samples.png")
+        tracker.on_checkpoint(0, [], trial, tune.Checkpoint(str(folder)))
+        tracker.writer.flush()  # MLflow has it before the repeat comes
+
+    tracker.on_trial_start(0, [], trial)
+    for step, fid in ((20, 9.0), (40, 8.0), (60, 7.0), (60, 7.5), (80, 6.0)):  # 60 again
+        evaluation(step, fid)
+    tracker.writer.flush()
+    run_id, client = tracker.ledger.records["x"].run_id, tracker.recorder.client
+    history = client.get_metric_history(run_id, "fid_lite")
+    assert sorted((m.step, m.value) for m in history) == [(20, 9.0), (40, 8.0), (60, 7.0), (80, 6.0)]
+    assert logged_grid_steps(client, run_id) == [20, 40, 60, 80]
 
 
 def mlflow_server(store: Path, port: int) -> subprocess.Popen:

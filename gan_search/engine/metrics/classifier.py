@@ -16,7 +16,7 @@ from torch import nn
 
 from gan_search.engine.atomic import save_atomic
 
-CLASSIFIER_VERSION = 3  # part of the cache file name: bump when the model or its training changes
+CLASSIFIER_VERSION = 4  # part of the cache file name: bump when the model or its training changes
 
 
 class DomainClassifier(nn.Module):
@@ -49,6 +49,7 @@ class TrainedClassifier:
     model: DomainClassifier
     accuracy: float
     num_classes: int
+    steps: int = 0  # training steps taken (0: loaded from the cache)
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch: int = 512) -> torch.Tensor:
@@ -57,8 +58,13 @@ class TrainedClassifier:
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     steps: int = 500, batch_size: int = 64, seed: int = 0) -> TrainedClassifier:
-    """Train on a seeded 80% split; accuracy on the held-out 20%. CPU-deterministic."""
+                     steps: int = 500, batch_size: int = 64, seed: int = 0,
+                     check_every: int = 50) -> TrainedClassifier:
+    """Train on a seeded 80% split; accuracy on the held-out 20%. CPU-deterministic.
+
+    Training stops early, at a multiple of ``check_every`` steps, once every held-out image
+    is classified right: the measure it is kept for can see nothing more to learn (easy
+    data, such as the offline ``fake`` source, gets there in 50 steps of the 500)."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(images), generator=generator)
     cut = max(1, int(0.8 * len(images)))
@@ -67,17 +73,21 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
         torch.manual_seed(seed)
         model = DomainClassifier(images.shape[1], num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    model.train()
-    for _ in range(steps):
+    trained = TrainedClassifier(model, 0.0, num_classes)
+    for step in range(1, steps + 1):
+        model.train()
         pick = train_idx[torch.randint(len(train_idx), (min(batch_size, len(train_idx)),),
                                        generator=generator)]
         loss = F.cross_entropy(model(images[pick]), labels[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    trained = TrainedClassifier(model, 0.0, num_classes)
-    predicted = trained.predict(images[test_idx])
-    trained.accuracy = float((predicted == labels[test_idx]).float().mean())
+        trained.steps = step
+        if step % check_every == 0 or step == steps:
+            trained.accuracy = float((trained.predict(images[test_idx]) == labels[test_idx])
+                                     .float().mean())
+            if trained.accuracy == 1.0:
+                break
     return trained
 
 
