@@ -43,7 +43,8 @@ SPACE = {
         "batch_size": {"kind": "choice", "values": [16, 64, 128]},
     },
     "objectives": ["fid_lite"],
-    "scheduler": {"kind": "asha", "grace_period": 1, "reduction_factor": 3},
+    "strategy": "tpe-asha",
+    "scheduler": {"grace_period": 1, "reduction_factor": 3},
     "resources": {"cpu": 1},
     "concurrency": 2,
     # the DCGAN paper's settings, as the tutorials quote them (see search_spaces/digits.yaml)
@@ -133,13 +134,13 @@ def one_seed(spec: Any, folder: Path, seed: int, trials: int, iters: int, every:
     from gan_search.app import run_search
 
     common = dict(runs_dir=str(folder), seed=seed, confirm=0)
-    random = run_search(search_config(spec, name=f"{spec.name}-random-{seed}", sampler="random",
-                                      scheduler="none", trials=trials, **common),
+    random = run_search(search_config(spec, name=f"{spec.name}-random-{seed}", strategy="random",
+                                      trials=trials, **common),
                         log=lambda line: None, track=False)
     budget = sum(int(r.metrics.get("step", 0) or 0) for r in random.rows)
     target = min(r.metrics.get("fid_lite_best", math.inf) for r in random.rows)
-    tpe = run_search(search_config(spec, name=f"{spec.name}-tpe-{seed}", sampler="tpe",
-                                   scheduler="asha", trials=3 * trials, **common),
+    tpe = run_search(search_config(spec, name=f"{spec.name}-tpe-{seed}", strategy="tpe-asha",
+                                   trials=3 * trials, **common),
                      log=lambda line: None, track=False)
     kept = within_budget(tpe.rows, budget)
     best = min((r.metrics.get("fid_lite_best", math.inf) for r in kept), default=math.inf)

@@ -251,7 +251,8 @@ ORCH_SPACE = {
     "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 2e-3},
                    "lr_d": {"kind": "loguniform", "low": 1e-4, "high": 2e-3}},
     "fixed": {"z_dim": 32, "batch_size": 64, "g_width": 32, "d_width": 32},
-    "scheduler": {"kind": "none", "collapse_threshold": 1.0},
+    "strategy": "tpe",
+    "scheduler": {"collapse_threshold": 1.0},
     "resources": {"cpu": 1},
 }
 

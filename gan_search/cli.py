@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            concurrency=args.concurrency, sets=parse_sets(args.set),
                            runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
                            seed=args.seed, address=args.address, data_dir=args.data,
-                           storage=args.storage, sampler=args.sampler, scheduler=args.scheduler,
+                           storage=args.storage, strategy=args.strategy,
                            device=args.device, confirm=args.confirm,
                            confirm_seeds=args.confirm_seeds)
     if config.address:  # the head found and our token accepted, before ray loads
@@ -176,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
           f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), "
           f"{config.iters} iterations each, FID-lite every {config.eval_every}, "
-          f"{config.concurrency} at a time", flush=True)
+          f"{config.concurrency} at a time, strategy {config.strategy}", flush=True)
     outcome = app.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                              log=lambda line: print(line, flush=True), live=sys.stdout.isatty())
     from gan_search.search.report import outcome_lines
@@ -323,7 +323,7 @@ def _options() -> dict[str, argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gan_search.core.vocabulary import DEVICES, EXTRACTORS, Sampler, Scheduler
+    from gan_search.core.vocabulary import DEVICES, EXTRACTORS, Strategy
 
     parser = _Parser(prog="gan-search",
                      description="Hyperparameter search for DCGANs with Ray Tune, Optuna and MLflow.")
@@ -354,10 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--confirm-seeds", type=int, default=2, metavar="S",
                      help="fresh seeds per confirmed configuration (default 2)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
-    run.add_argument("--sampler", default=Sampler.TPE.value, choices=[s.value for s in Sampler],
-                     help="Optuna sampler (default tpe; random is the baseline)")
-    run.add_argument("--scheduler", choices=[s.value for s in Scheduler],
-                     help="early stopping (default: the space's)")
+    run.add_argument("--strategy", choices=[s.value for s in Strategy],
+                     help="how to search (default: the space's strategy, else tpe-asha): "
+                          "tpe-asha: Optuna TPE proposes, ASHA stops the clearly worse trials "
+                          "early (told to Optuna as pruned); tpe: TPE, every trial its whole "
+                          "budget; random-asha, random: random search (the one to beat)")
     run.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
                      help="Tune storage shared by all nodes of a cluster: s3://bucket/path or "
                           "a shared (NFS) folder (default: $GAN_SEARCH_STORAGE, which "

@@ -30,7 +30,8 @@ TRACKED = tiny_space(
     fixed={"z_dim": 8, "batch_size": 32, "d_width": 8},
     objectives=["fid_lite", "collapse"],
     budget={"trials": 4, "eval_samples": 100},
-    scheduler={"kind": "asha", "collapse_threshold": 0.9},
+    strategy="tpe-asha",
+    scheduler={"collapse_threshold": 0.9},
     resources={"cpu": 0.5},
     baseline={"name": "paper", "values": {"lr_g": 2.0e-4, "lr_d": 2.0e-4, "g_width": 8},
               "sources": {"lr_g": "test", "lr_d": "test", "g_width": "test"}})

@@ -22,7 +22,8 @@ TINY = {
     "parameters": {"lr_g": {"kind": "loguniform", "low": 1e-4, "high": 1e-2}},
     "fixed": {"z_dim": 8, "batch_size": 32, "g_width": 4, "d_width": 4},
     "budget": {"trials": 2, "iters": 40, "eval_every": 20, "eval_samples": 64},
-    "scheduler": {"kind": "none", "collapse_threshold": 1.0},  # tiny models: never collapsed
+    "strategy": "tpe",  # every trial its whole budget
+    "scheduler": {"collapse_threshold": 1.0},  # tiny models: never collapsed
     "resources": {"cpu": 1},
     "concurrency": 2,
 }

@@ -49,7 +49,7 @@ CASES = [
     ("run --resume --name nosuch --runs-dir RUNS", "--resume: no search 'nosuch'"),
     ("run --name taken --runs-dir RUNS", "a search named 'taken' already exists"),
     ("run --device tpu", "argument --device: invalid choice: 'tpu'"),
-    ("run --sampler grid", "argument --sampler: invalid choice: 'grid'"),
+    ("run --strategy grid", "argument --strategy: invalid choice: 'grid'"),
     ("run --storage ftp://host/x", "--storage ftp://host/x: expected s3://bucket/path"),
     ("run --storage A_FILE", "exists and is not a folder"),
     ("run --runs-dir A_FILE", "--runs-dir A_FILE: exists and is not a folder"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from gan_search.core.errors import ConfigError
-from gan_search.core.vocabulary import DEVICES, Sampler, Scheduler, names
+from gan_search.core.vocabulary import DEVICES, Strategy, names
 from gan_search.core.space import SearchSpec
 
 # The generator starts from a BASE x BASE map (4..7) and doubles it, so the
@@ -231,8 +231,7 @@ class SearchConfig:
     data_source: str = ""
     data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     storage: str | None = None  # Tune storage (s3://..., or a shared folder); None: runs_dir/tune
-    sampler: str = "tpe"  # "tpe" (Optuna TPE) or "random" (Optuna random search, a baseline)
-    scheduler: str | None = None  # overrides the space's scheduler kind ("asha" or "none")
+    strategy: str = Strategy.TPE_ASHA.value  # how to search: --strategy, else the space's
     device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
     confirm: int = 3  # --confirm K: the top K configurations retrained with fresh seeds
     confirm_seeds: int = 2  # fresh seeds per confirmed configuration
@@ -279,15 +278,13 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   concurrency: int | None = None, sets: Mapping[str, Any] | None = None,
                   runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
                   address: str | None = None, data_dir: str | None = None,
-                  storage: str | None = None, sampler: str = "tpe",
-                  scheduler: str | None = None, device: str = "auto", confirm: int = 3,
+                  storage: str | None = None, strategy: str | None = None,
+                  device: str = "auto", confirm: int = 3,
                   confirm_seeds: int = 2) -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
-    if sampler not in tuple(Sampler):
-        raise ConfigError(f"--sampler {sampler}: must be {names(Sampler)}")
-    if scheduler is not None and scheduler not in tuple(Scheduler):
-        raise ConfigError(f"--scheduler {scheduler}: must be {names(Scheduler)}")
+    if strategy is not None and strategy not in tuple(Strategy):
+        raise ConfigError(f"--strategy {strategy}: must be {names(Strategy)}")
     if device not in DEVICES:
         raise ConfigError(f"--device {device}: must be one of {', '.join(DEVICES)}")
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
@@ -310,7 +307,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
-        storage=storage, sampler=sampler, scheduler=scheduler, device=device, confirm=confirm,
+        storage=storage, strategy=strategy or spec.strategy, device=device, confirm=confirm,
         confirm_seeds=confirm_seeds)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config

@@ -24,17 +24,18 @@ from typing import Any, Mapping
 import yaml
 
 from gan_search.core.errors import SpaceError
-from gan_search.core.vocabulary import Objective, Scheduler
+from gan_search.core.vocabulary import Objective, Sampler, Scheduler, Strategy
 
 KINDS = ("uniform", "loguniform", "int", "choice")
 # names that become folders, MLflow experiment and run names, and filter values
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 OBJECTIVES = tuple(o.value for o in Objective)  # the shared vocabulary, as plain names
 SCHEDULERS = tuple(s.value for s in Scheduler)
+STRATEGIES = tuple(s.value for s in Strategy)
 
 _TOP_KEYS = (
     "name", "description", "data", "parameters", "fixed", "objectives",
-    "budget", "scheduler", "resources", "concurrency", "baseline",
+    "budget", "strategy", "scheduler", "resources", "concurrency", "baseline",
 )
 _BASELINE_KEYS = ("name", "description", "values", "sources")
 _DATA_KEYS = ("source", "size", "channels", "options")
@@ -100,6 +101,9 @@ class Budget:
 
 @dataclass(frozen=True)
 class SchedulerSpec:
+    """ASHA's rungs (when the strategy stops early) and the collapse stopper (always).
+    ``kind`` is the older spelling of the strategy's early stopping (``strategy:``)."""
+
     kind: str = "asha"
     grace_period: int = 1
     reduction_factor: int = 2
@@ -140,6 +144,7 @@ class SearchSpec:
     resources: Resources
     concurrency: int
     baseline: Baseline | None = None
+    strategy: str = Strategy.TPE_ASHA.value  # how to search (vocabulary.Strategy)
 
     def defaults(self) -> dict[str, Any]:
         """Fixed values plus each searched parameter's default (or midpoint)."""
@@ -213,6 +218,7 @@ def parse_space(raw: Any, path: str) -> SearchSpec:
     if not PLAIN_NAME.fullmatch(name):
         raise SpaceError(f"{path}: name: {name!r} is not a plain name; use letters, digits, "
                          "'.', '_' and '-' (it names the MLflow experiment and the searches)")
+    scheduler = _parse_scheduler(where, top.get("scheduler"))
     return SearchSpec(
         name=name,
         path=path,
@@ -222,10 +228,11 @@ def parse_space(raw: Any, path: str) -> SearchSpec:
         fixed=fixed,
         objectives=_parse_objectives(where, top.get("objectives", ["fid_lite"])),
         budget=Budget(**where.section(top.get("budget"), "budget", _BUDGET_KEYS, Budget())),
-        scheduler=_parse_scheduler(where, top.get("scheduler")),
+        scheduler=scheduler,
         resources=_parse_resources(where, top.get("resources")),
         concurrency=where.positive_int(top.get("concurrency", 1), "concurrency"),
         baseline=_parse_baseline(where, top.get("baseline"), params, fixed),
+        strategy=_parse_strategy(where, top.get("strategy"), top.get("scheduler"), scheduler),
     )
 
 
@@ -390,6 +397,20 @@ def _parse_scheduler(where: _Where, raw: Any) -> SchedulerSpec:
     if not 0 < threshold <= 1:
         raise where.fail("scheduler.collapse_threshold", f"must lie in (0, 1], got {threshold}")
     return SchedulerSpec(**body)
+
+
+def _parse_strategy(where: _Where, raw: Any, scheduler_raw: Any, scheduler: SchedulerSpec) -> str:
+    """``strategy:``, or from the older ``scheduler.kind`` (TPE, with or without ASHA);
+    the two may not disagree."""
+    old_kind = scheduler_raw.get("kind") if isinstance(scheduler_raw, dict) else None
+    if raw is None:
+        return Strategy.of(Sampler.TPE, Scheduler(old_kind or scheduler.kind)).value
+    if raw not in STRATEGIES:
+        raise where.fail("strategy", f"unknown strategy {raw!r}; valid: {', '.join(STRATEGIES)}")
+    if old_kind is not None and Scheduler(old_kind) != Strategy(raw).scheduler:
+        raise where.fail("scheduler.kind", f"{old_kind!r} contradicts strategy {raw!r}; drop "
+                         "scheduler.kind (the strategy says whether ASHA stops trials early)")
+    return str(raw)
 
 
 def _parse_resources(where: _Where, raw: Any) -> Resources:

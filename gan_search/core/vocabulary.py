@@ -43,6 +43,11 @@ class Objective(StrEnum):
 
 OBJECTIVES = tuple(Objective)
 
+DIVERGED_SCORE = 1.0e4  # worse than any FID-lite a working generator reaches
+# each objective's worst value: what a trial that diverged or failed reports for it, and
+# what a fresh-seed confirmation run that did not train to its end counts as in a mean
+WORST = {Objective.FID_LITE: DIVERGED_SCORE, Objective.COLLAPSE: 1.0, Objective.KID: DIVERGED_SCORE}
+
 
 class Role(StrEnum):
     """What an MLflow run is to its search (the ``gan_search.role`` tag)."""
@@ -65,17 +70,41 @@ DEVICES = tuple(Device)
 
 
 class Sampler(StrEnum):
-    """``--sampler``: Optuna's TPE, or random search (the baseline a search must beat)."""
+    """Who proposes the configurations: Optuna's TPE, or random search (the baseline a
+    search must beat). Part of a ``Strategy``."""
 
     TPE = "tpe"
     RANDOM = "random"
 
 
 class Scheduler(StrEnum):
-    """``--scheduler`` and a space's ``scheduler.kind``: early stopping or none."""
+    """Early stopping (ASHA) or none. Part of a ``Strategy``; ``scheduler.kind`` is its
+    older spelling in a space file."""
 
     ASHA = "asha"
     NONE = "none"
+
+
+class Strategy(StrEnum):
+    """How to search (``--strategy``, a space's ``strategy:``): who proposes the
+    configurations, then ``-asha`` when ASHA stops the clearly worse ones early."""
+
+    TPE_ASHA = "tpe-asha"  # Optuna TPE; ASHA's stops told to Optuna as pruned
+    TPE = "tpe"  # Optuna TPE, every trial trains its whole budget
+    RANDOM_ASHA = "random-asha"
+    RANDOM = "random"  # random search, every trial its whole budget: the one to beat
+
+    @property
+    def sampler(self) -> Sampler:
+        return Sampler(self.value.removesuffix("-asha"))
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return Scheduler.ASHA if self.value.endswith("-asha") else Scheduler.NONE
+
+    @classmethod
+    def of(cls, sampler: Sampler, scheduler: Scheduler) -> "Strategy":
+        return cls(f"{sampler.value}-asha" if scheduler == Scheduler.ASHA else sampler.value)
 
 
 class Extractor(StrEnum):

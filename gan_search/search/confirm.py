@@ -4,7 +4,10 @@ After a search, the top configurations (and the baseline, so that it is compared
 same footing) are trained again at the full budget with fresh seeds, the same seeds for
 every configuration. They are ranked by the mean of the first objective's best value over
 those fresh runs only: the search's own run of a configuration is left out, because it was
-chosen for being good (the winner's curse). Pure Python: search/run.py runs the trials.
+chosen for being good (the winner's curse). A fresh-seed run that diverged, collapsed or
+failed counts as the objective's worst value (``core.vocabulary.WORST``) in that mean: a
+configuration that works on one seed of two is not ranked on its lucky run.
+Pure Python: search/run.py runs the trials.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from gan_search.core.vocabulary import TRAINED, Status
+from gan_search.core.vocabulary import BROKEN, DIVERGED_SCORE, TRAINED, Status
 from gan_search.search.settings import CONFIRM_KEY, confirm_config
 
 FRESH_SEED_BASE = 1000  # fresh seeds 1001, 1002, ...: never a search trial's seed
@@ -28,10 +31,18 @@ class Candidate:
     params: dict[str, Any]
     baseline: bool = False
     runs: list[dict[str, Any]] = field(default_factory=list)  # {seed, score, status, ...}
+    worst: float = DIVERGED_SCORE  # what a run that did not train to its end counts as
 
     @property
     def scores(self) -> list[float]:
-        return [r["score"] for r in self.runs if math.isfinite(r["score"])]
+        """Each fresh-seed run's score; the worst value for one that diverged, collapsed
+        or failed (or has no finite score)."""
+        return [self.worst if broken(r) else r["score"] for r in self.runs]
+
+    @property
+    def broken(self) -> int:
+        """How many of its fresh-seed runs diverged, collapsed or failed."""
+        return sum(broken(r) for r in self.runs)
 
     @property
     def mean(self) -> float:
@@ -43,9 +54,14 @@ class Candidate:
         return statistics.stdev(self.scores) if len(self.scores) > 1 else 0.0
 
 
-def pick_candidates(rows: list, k: int) -> list[Candidate]:
+def broken(run: dict[str, Any]) -> bool:
+    return run["status"] in (*BROKEN, Status.COLLAPSED) or not math.isfinite(run["score"])
+
+
+def pick_candidates(rows: list, k: int, worst: float = DIVERGED_SCORE) -> list[Candidate]:
     """The k best trials that trained to a normal end (finished, or stopped by ASHA: they
-    get the full budget now), plus the baseline trial when it is not among them."""
+    get the full budget now), plus the baseline trial when it is not among them. ``worst``:
+    the first objective's worst value, what a broken fresh-seed run counts as."""
     ranked = sorted((r for r in rows if r.status in TRAINED and math.isfinite(r.score)),
                     key=lambda r: r.score)
     chosen = ranked[:k]
@@ -53,7 +69,7 @@ def pick_candidates(rows: list, k: int) -> list[Candidate]:
     if baseline is not None and baseline not in chosen and baseline.status in (
             *TRAINED, Status.COLLAPSED):
         chosen.append(baseline)
-    return [Candidate(r.trial_id, dict(r.params), r.baseline) for r in chosen]
+    return [Candidate(r.trial_id, dict(r.params), r.baseline, worst=worst) for r in chosen]
 
 
 def fresh_seeds(count: int) -> list[int]:
@@ -84,12 +100,15 @@ def ranked(candidates: list[Candidate]) -> list[Candidate]:
 
 
 def table(candidates: list[Candidate], objective: str) -> str:
-    """The confirmation table, best mean first."""
+    """The confirmation table, best mean first (a broken run counted as the worst value)."""
     lines = [f"rank  trial (configuration)      mean {objective} ± std over fresh seeds   runs"]
     for rank, c in enumerate(ranked(candidates), 1):
         label = c.trial_id + (" (baseline)" if c.baseline else "")
-        runs = ", ".join(f"{r['score']:.3f}" if math.isfinite(r["score"]) else r["status"]
+        runs = ", ".join(str(r["status"]) if broken(r) else f"{r['score']:.3f}"
                          for r in c.runs) or "none"
         mean = f"{c.mean:.3f} ± {c.spread:.3f}" if math.isfinite(c.mean) else "-"
         lines.append(f"{rank:<5} {label:<26} {mean:<37} {runs}")
+    if any(c.broken for c in candidates):
+        worst = next(c.worst for c in candidates if c.broken)
+        lines.append(f"(a run that diverged, collapsed or failed counts as {worst:g} in its mean)")
     return "\n".join(lines)

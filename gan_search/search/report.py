@@ -18,7 +18,7 @@ def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None
     base = outcome.baseline
     if base is None:
         return None
-    budget = f"at the same budget per trial ({iters:,} iterations)"
+    budget = f"at the same budget per trial ({iters:,} iterations){_not_equal_compute(outcome, iters)}"
     if outcome.confirmation:
         win = outcome.confirmation[0]
         mine = next((c for c in outcome.confirmation if c.baseline), None)
@@ -33,6 +33,15 @@ def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None
         return f"the baseline {name} (trial {base.trial_id}) is the best trial {budget}"
     return (f"best found, trial {best.trial_id}: {best.score:.3f} vs the baseline {name} (trial "
             f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, {budget}")
+
+
+def _not_equal_compute(outcome: SearchOutcome, iters: int) -> str:
+    """What the comparison is not: the search's whole compute against one trial's."""
+    spent = sum(int(r.metrics.get("step") or 0) for r in [*outcome.rows, *outcome.confirm_rows])
+    if spent <= iters:
+        return ""
+    return (f"; not at equal compute: the search trained {spent:,} iterations in all, "
+            f"{spent / iters:.1f}x the baseline's one trial")
 
 
 def _change(mine: float, theirs: float) -> str:

@@ -24,7 +24,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 from gan_search.core.config import SearchConfig  # noqa: E402
-from gan_search.core.vocabulary import ENDED  # noqa: E402
+from gan_search.core.vocabulary import ENDED, WORST, Strategy  # noqa: E402
 from gan_search.search import analysis, cluster, collect, confirm, prepare  # noqa: E402
 from gan_search.search.placement import Placement, place_trials  # noqa: E402
 from gan_search.search.progress import ProgressBoard, ProgressView  # noqa: E402
@@ -59,13 +59,15 @@ def search_params(config: SearchConfig, placement: Placement) -> dict[str, Any]:
         "eval_every": config.eval_every, "eval_samples": config.eval_samples,
         "concurrency": config.concurrency, "seed": config.seed,
         "objectives": list(spec.objectives), "searched": sorted(config.searched),
-        "scheduler": config.scheduler or spec.scheduler.kind, "grace_period": spec.scheduler.grace_period,
+        "strategy": config.strategy, "scheduler": Strategy(config.strategy).scheduler.value,
+        "grace_period": spec.scheduler.grace_period,
         "reduction_factor": spec.scheduler.reduction_factor,
         "collapse_threshold": spec.scheduler.collapse_threshold,
         "collapse_patience": spec.scheduler.collapse_patience,
         "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
         "device": config.device, "trial_resources": placement.describe(),
-        "sampler": f"optuna-{config.sampler}", "address": config.address or "local"}
+        "sampler": f"optuna-{Strategy(config.strategy).sampler}",
+        "address": config.address or "local"}
     params.update({f"set.{k}": v for k, v in config.fixed.items()})
     if config.data_options:
         params["data.options"] = json.dumps(dict(config.data_options), default=str)
@@ -146,7 +148,8 @@ def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resum
     """Retrain the top configurations (and the baseline) with fresh seeds at the full
     budget; rank them by the mean of the first objective (confirm.py). Returns the tracker
     in effect (on resume, the one Tune restored with the confirmation)."""
-    candidates = confirm.pick_candidates(outcome.rows, config.confirm)
+    candidates = confirm.pick_candidates(outcome.rows, config.confirm,
+                                         WORST[config.spec.objectives[0]])
     if not candidates:
         search_view.say("confirmation: no trial trained to its end; nothing to confirm")
         return recorder

@@ -48,6 +48,7 @@ class TrialSettings:
     values: Mapping[str, Any]  # sampled (or confirmed, with the fresh seed) settings
     role: Role = Role.SEARCH
     confirm_of: str | None = None  # a confirmation: the search trial it retrains
+    of_baseline: bool = False  # a confirmation of the baseline's configuration
 
     @classmethod
     def of(cls, config: Mapping[str, Any],
@@ -55,10 +56,20 @@ class TrialSettings:
         """Read Tune's config dict of a trial (``baseline``: the space's baseline point)."""
         if CONFIRM_KEY in config:
             plan = config[CONFIRM_KEY]
-            return cls(dict(plan["settings"]), Role.CONFIRM, str(plan["of"]))
+            return cls(dict(plan["settings"]), Role.CONFIRM, str(plan["of"]),
+                       bool(plan.get("baseline")))
         values = dict(config)
         is_baseline = baseline is not None and same_config(values, baseline)
         return cls(values, Role.BASELINE if is_baseline else Role.SEARCH)
+
+    def run_name(self, trial_id: str) -> str:
+        """What the trial's run is called in MLflow, its role first: ``trial_<id>`` (the
+        sampler's), ``baseline_<id>``, ``confirm_<id of the search trial>_seed<seed>`` (or
+        ``confirm_baseline_...``): a list of runs says what each one is."""
+        if self.role == Role.CONFIRM:
+            of = f"baseline_{self.confirm_of}" if self.of_baseline else self.confirm_of
+            return f"confirm_{of}_seed{self.values.get('seed')}"
+        return f"{'baseline' if self.role == Role.BASELINE else 'trial'}_{trial_id}"
 
     def train_config(self, shared: SharedSettings) -> TrainConfig:
         """The trial's whole TrainConfig: the shared base, then its own values."""

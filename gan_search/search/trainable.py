@@ -12,7 +12,7 @@ What the search sees (``score`` and, for two objectives, ``score_collapse``):
 - once a trial is collapsed (``collapse`` above the threshold for ``patience``
   evaluations in a row), the values of the evaluation that declared it, so that
   Optuna learns the region ends badly; the collapse stopper ends the trial there;
-- a diverged trial (non-finite losses) reports ``DIVERGED_SCORE`` and ends.
+- a diverged trial (non-finite losses) reports the worst scores (``core.vocabulary.WORST``) and ends.
 """
 
 from __future__ import annotations
@@ -29,15 +29,13 @@ import ray
 import torch
 from ray import tune
 
-from gan_search.core.vocabulary import OBJECTIVES, Objective, Status
+from gan_search.core.vocabulary import OBJECTIVES, WORST, Objective, Status
 from gan_search.engine.metrics import Evaluator
 from gan_search.engine.trainer import GANTrainer
 from gan_search.search.results import GENERATOR_FILE, GRID_FILE, PROGRESS_FILE, TRAINER_FILE
 from gan_search.search.settings import SharedSettings, TrialSettings
 
-DIVERGED_SCORE = 1.0e4  # worse than any FID-lite a working generator reaches
-# every trial reports score_<objective> for each objective; these when it diverged or failed
-WORST = {Objective.FID_LITE: DIVERGED_SCORE, Objective.COLLAPSE: 1.0, Objective.KID: DIVERGED_SCORE}
+# every trial reports score_<objective> for each objective; WORST when it diverged or failed
 # set on the nodes of a Ray fake multi-node cluster, whose "GPUs" are only resource labels:
 # trials given such a GPU train on the CPU instead of failing
 FAKE_GPU_ENV = "GAN_SEARCH_FAKE_GPU"

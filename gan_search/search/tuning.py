@@ -4,8 +4,8 @@ search itself and the confirmation of its winners over fresh seeds.
 
 Space -> Tune search space (inclusive YAML bounds become Tune's exclusive integer upper
 bound + 1, which OptunaSearch turns back into Optuna's inclusive bound) -> OptunaSearch
-(TPE; one objective or two for a Pareto front; the baseline evaluated first) + ASHA on the
-first objective + the collapse stopper -> trials with their resources.
+(TPE; one objective or two for a Pareto front; the baseline evaluated first; a trial ASHA
+stopped told to Optuna as pruned: searcher.py) + ASHA on the first objective + the collapse stopper -> trials with their resources.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.space import Param
-from gan_search.core.vocabulary import Sampler, Scheduler
+from gan_search.core.vocabulary import Sampler, Scheduler, Strategy
 from gan_search.search.settings import CONFIRM_KEY, same_config
 
 CONFIRM_DIR = "confirm"  # the confirmation's Tune experiment, inside the search's folder
@@ -49,11 +49,11 @@ def objectives(config: SearchConfig) -> tuple[list[str], list[str]]:
 
 
 def build_sampler(config: SearchConfig) -> Any:
-    """Optuna's sampler: TPE (multivariate, seeded, random for the first third of the
-    trials up to 10), or random search (--sampler random, the baseline to beat)."""
+    """Optuna's sampler, by the strategy: TPE (multivariate, seeded, random for the first
+    third of the trials up to 10), or random search (the baseline to beat)."""
     import optuna
 
-    if config.sampler == Sampler.RANDOM:
+    if Strategy(config.strategy).sampler == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=config.seed)
     startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
     return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
@@ -79,10 +79,10 @@ class BaselineASHA(ASHAScheduler):
 
 def build_scheduler(config: SearchConfig) -> Any:
     """ASHA on the trial's score at every evaluation (a rung per eval interval), or FIFO
-    (scheduler none, or a single evaluation)."""
+    (a strategy without early stopping, or a single evaluation)."""
     spec = config.spec
     evals = math.ceil(config.iters / config.eval_every)
-    if (config.scheduler or spec.scheduler.kind) == Scheduler.ASHA and evals > 1:
+    if Strategy(config.strategy).scheduler == Scheduler.ASHA and evals > 1:
         return BaselineASHA(baseline=config.baseline_point(), time_attr="training_iteration",
                             metric="score", mode="min", max_t=evals,
                             grace_period=min(spec.scheduler.grace_period, evals),
@@ -118,14 +118,16 @@ def _run_config(name: str, storage: str, callbacks: list) -> Any:
 
 
 def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: list) -> Any:
-    """The search: OptunaSearch (the baseline first), ASHA, the collapse stopper."""
+    """The search: OptunaSearch (the baseline first; stopped trials told as pruned), ASHA,
+    the collapse stopper."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from gan_search.search.searcher import PrunedAwareOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     keys, modes = objectives(config)
     point = config.baseline_point()
-    searcher = OptunaSearch(
+    searcher = PrunedAwareOptunaSearch(
         metric=keys if len(keys) > 1 else keys[0], mode=modes if len(modes) > 1 else modes[0],
         sampler=build_sampler(config), study_name=config.name, seed=config.seed,
         points_to_evaluate=[point] if point else None)  # also seeds TPE with the baseline

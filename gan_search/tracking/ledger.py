@@ -28,6 +28,7 @@ class TrialRecord:
     trial_id: str
     params: dict[str, str]
     tags: dict[str, str]
+    name: str = ""  # the run's name (settings.TrialSettings.run_name); "" in older ledgers
     run_id: str | None = None
     started: bool = False  # params and tags written
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> unwritten
@@ -78,7 +79,8 @@ class Ledger:
             params = {**self.base, **trial.values}
             self.records[trial_id] = TrialRecord(
                 trial_id, {k: text(v) for k, v in params.items()},
-                {k: str(v) for k, v in tags.items()}, check_first=self.resumed)
+                {k: str(v) for k, v in tags.items()}, trial.run_name(trial_id),
+                check_first=self.resumed)
         return self.records[trial_id]
 
     def left(self) -> list[TrialRecord]:

@@ -145,7 +145,7 @@ class Recorder:
         client = self.client
         if record.run_id is None:
             record.run_id = self._find_child(ledger, record) or client.create_run(
-                self.experiment_id, run_name=f"trial_{record.trial_id}",
+                self.experiment_id, run_name=record.name or f"trial_{record.trial_id}",
                 tags={"mlflow.parentRunId": ledger.parent_id, **record.tags}).info.run_id
         if not record.started:
             client.log_batch(record.run_id, params=[Param(k, v[:6000]) for k, v in

@@ -66,6 +66,10 @@ def test_overrides_win_and_are_type_converted(tmp_path):
     ("data: {source: fake}\nconcurrency: two\n", r"concurrency: expected a whole number"),
     ("data: [1, 2\n", r"not valid YAML"),
     ("parameters: {}\n", r"data.source: missing"),
+    ("data: {source: fake}\nstrategy: grid\n",
+     r"strategy: unknown strategy 'grid'; valid: tpe-asha, tpe, random-asha, random"),
+    ("data: {source: fake}\nstrategy: tpe\nscheduler: {kind: asha}\n",
+     r"scheduler.kind: 'asha' contradicts strategy 'tpe'; drop scheduler.kind"),
 ])
 def test_bad_space_files_name_the_file_and_key(tmp_path, snippet, message):
     path = write(tmp_path, snippet)
@@ -87,6 +91,22 @@ def test_space_names_must_be_trial_settings(tmp_path, snippet, message):
     path = write(tmp_path, "data: {source: fake, size: 16}\n" + snippet)
     with pytest.raises(ConfigError, match=message):
         check_space_params(load_space(path))
+
+
+@pytest.mark.parametrize("snippet,strategy", [
+    ("", "tpe-asha"),  # the default
+    ("strategy: random\n", "random"),
+    ("strategy: random-asha\nscheduler: {grace_period: 2}\n", "random-asha"),
+    ("scheduler: {kind: none}\n", "tpe"),  # the older spelling still reads as it meant
+    ("scheduler: {kind: asha}\n", "tpe-asha"),
+])
+def test_the_strategy_says_how_to_search(tmp_path, snippet, strategy):
+    from gan_search.core.vocabulary import Strategy
+
+    spec = load_space(write(tmp_path, "data: {source: fake}\n" + snippet))
+    assert spec.strategy == strategy
+    assert Strategy(strategy).sampler in ("tpe", "random")
+    assert (Strategy(strategy).scheduler == "asha") == strategy.endswith("-asha")
 
 
 def test_unknown_space_lists_the_known_ones():

@@ -30,19 +30,38 @@ def test_every_candidate_gets_the_same_fresh_seeds():
     assert all(c["settings"]["lr_g"] in (0.1, 0.2) for c in configs)
 
 
+def confirming(of, seed, status, score):
+    return TrialRow(f"{of}-{seed}", status, {"confirm": {"of": of, "settings": {"seed": seed}}},
+                    {"score": score})
+
+
 def test_ranking_is_by_the_mean_over_fresh_seeds_not_the_lucky_search_run():
     lucky, steady = Candidate("lucky", {}), Candidate("steady", {})
-    runs = [TrialRow("r1", "finished", {"confirm": {"of": "lucky", "settings": {"seed": 1001}}},
-                     {"score": 9.0}),
-            TrialRow("r2", "finished", {"confirm": {"of": "lucky", "settings": {"seed": 1002}}},
-                     {"score": 3.0}),
-            TrialRow("r3", "finished", {"confirm": {"of": "steady", "settings": {"seed": 1001}}},
-                     {"score": 5.0}),
-            TrialRow("r4", "diverged", {"confirm": {"of": "steady", "settings": {"seed": 1002}}},
-                     {"score": math.inf})]
-    assign_runs([lucky, steady], runs)
+    assign_runs([lucky, steady], [confirming("lucky", 1001, "finished", 9.0),
+                                  confirming("lucky", 1002, "finished", 3.0),
+                                  confirming("steady", 1001, "finished", 5.0),
+                                  confirming("steady", 1002, "finished", 6.0)])
     assert lucky.mean == 6.0 and math.isclose(lucky.spread, math.sqrt(18))
-    assert steady.scores == [5.0] and steady.mean == 5.0  # a run without a score is left out
+    assert steady.mean == 5.5
     assert [c.trial_id for c in ranked([lucky, steady])] == ["steady", "lucky"]
     text = table([lucky, steady], "fid_lite")
-    assert text.splitlines()[1].split()[:2] == ["1", "steady"] and "diverged" in text
+    assert text.splitlines()[1].split()[:2] == ["1", "steady"]
+
+
+def test_a_fresh_seed_run_that_broke_counts_as_the_worst_value():
+    """One good run and one that diverged (or collapsed with a fair-looking score, or failed
+    without any) is not ranked on the good run: the broken one counts as the worst value."""
+    steady = Candidate("steady", {}, worst=100.0)
+    fragile = [Candidate(f"fragile-{how}", {}, worst=100.0)
+               for how in ("diverged", "collapsed", "failed")]
+    assign_runs([steady, *fragile], [
+        confirming("steady", 1001, "finished", 6.0), confirming("steady", 1002, "finished", 7.0),
+        *[run for c, (status, score) in zip(fragile, [("diverged", 100.0), ("collapsed", 2.0),
+                                                       ("failed", math.inf)])
+          for run in (confirming(c.trial_id, 1001, "finished", 1.0),
+                      confirming(c.trial_id, 1002, status, score))]])
+    for candidate in fragile:
+        assert candidate.scores == [1.0, 100.0] and candidate.mean == 50.5 and candidate.broken == 1
+    assert ranked([*fragile, steady])[0] is steady
+    text = table([steady, *fragile], "fid_lite")
+    assert "diverged" in text and "counts as 100 in its mean" in text

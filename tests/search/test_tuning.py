@@ -11,7 +11,7 @@ from gan_search.search.tuning import BaselineASHA, build_scheduler
 from helpers import tiny_space
 
 SPACE = tiny_space(budget={"trials": 4, "iters": 80, "eval_every": 20},
-                   scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+                   strategy="tpe-asha", scheduler={"grace_period": 1, "reduction_factor": 2},
                    baseline={"name": "paper", "values": {"lr_g": 2.0e-4},
                              "sources": {"lr_g": "test"}})
 

@@ -34,6 +34,15 @@ def test_one_parent_and_one_child_per_trial_and_per_confirmation_run(tracked):
         if child.data.tags[ROLE_TAG] == "confirm":
             assert child.data.tags[CONFIRM_OF_TAG] in confirmed
             assert child.data.params["seed"] == "1001"
+    # each run's name says what it is: a list of runs needs no tags opened to tell them apart
+    names = {c.data.tags[TRIAL_TAG]: c.info.run_name for c in children}
+    assert names[baseline.trial_id] == f"baseline_{baseline.trial_id}"
+    for trial_id in by_role["search"]:
+        assert names[trial_id] == f"trial_{trial_id}"
+    for child in (c for c in children if c.data.tags[ROLE_TAG] == "confirm"):
+        of = child.data.tags[CONFIRM_OF_TAG]
+        assert child.info.run_name == f"confirm_{'baseline_' if of == baseline.trial_id else ''}" \
+                                      f"{of}_seed1001"
 
 
 def test_children_hold_params_metric_histories_images_and_status(tracked):

@@ -37,7 +37,8 @@ def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess
 def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked, tmp_path):
     runs, outcome, _, _, children = tracked  # the shared search (conftest.py)
     rows = [*outcome.rows, *outcome.confirm_rows]  # the search's trials and confirmation runs
-    ranked = [r.trial_id for r in sorted(rows, key=lambda r: r.metrics["fid_lite_best"])]
+    names = {c.data.tags["gan_search.trial_id"]: c.info.run_name for c in children}
+    ranked = [names[r.trial_id] for r in sorted(rows, key=lambda r: r.metrics["fid_lite_best"])]
     assert len(children) == len(rows)
 
     port = free_port()
@@ -68,7 +69,9 @@ def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked,
         assert "Observability" not in text  # the training runs view, not the GenAI overview
         assert f"{len(rows)} matching runs" in text and "tracked-search" not in text.replace(
             "tracked-search: trials by best FID-lite", ""), text[:3000]  # trials only
-        positions = [text.find(f"trial_{t}") for t in ranked]
+        # each run by its whole name (baseline_x is also part of confirm_baseline_x_seed1001)
+        found = [re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) for name in ranked]
+        positions = [m.start() if m else -1 for m in found]
         assert all(p >= 0 for p in positions) and positions == sorted(positions), (ranked, text[:3000])
         assert "fid_lite_best" in dom and "best_step" in dom  # the score columns are shown
         with Image.open(shot) as image:
