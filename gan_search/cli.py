@@ -94,15 +94,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         step = int(means["step"])
         if step % config.eval_every == 0 or step == config.iters:
             trainer.save_grid(out / "samples" / f"step_{step:06d}.png")
+            skipped = trainer.skip_shares()
+            balance = (f"  skipped: D {skipped['skipped_d']:.0%} G {skipped['skipped_g']:.0%}"
+                       if trainer.balancer is not None else "")
             print(f"step {step:6d}  loss_d {means['loss_d']:.3f}  loss_g {means['loss_g']:.3f}  "
-                  f"D(real) {means['d_real']:.2f}  D(fake) {means['d_fake']:.2f}", flush=True)
+                  f"D(real) {means['d_real']:.2f}  D(fake) {means['d_fake']:.2f}{balance}",
+                  flush=True)
 
     result = trainer.train(sync_every=min(25, config.eval_every), on_sync=on_sync)
     seconds = time.perf_counter() - started
     summary = {"space": spec.name, "source": source, "status": result.status,
                "step": result.step, "message": result.message, "seconds": round(seconds, 3),
                "iters_per_second": round(result.step / seconds, 3) if seconds else None,
-               "config": config.to_dict(), "history": result.history}
+               **trainer.skip_shares(), "config": config.to_dict(), "history": result.history}
     if result.status == Status.FINISHED:
         trainer.save_checkpoint(out / "checkpoint.pt")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

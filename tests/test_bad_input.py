@@ -67,6 +67,8 @@ CASES = [
     ("train --data EMPTY_DIR", "has no images"),
     ("train --space IMAGENET", "unknown dataset source 'imagenet'; valid sources are:"),
     ("train --set channels=2", "channels=2 is invalid: must be 1 (grey) or 3 (colour)"),
+    ("train --set balance_g_factor=0", "balance_g_factor=0.0 is invalid: must lie in (0, 100]"),
+    ("run --set balance_d_factor=-2", "balance_d_factor=-2.0 is invalid: must lie in (0, 100]"),
     # score
     ("score --images MISSING", "is neither a folder of images nor a .npy/.pt file"),
     ("score --images TWO_CHANNELS", "have no channel axis of 1 (grey), 3 (RGB) or 4 (RGBA)"),

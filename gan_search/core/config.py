@@ -64,6 +64,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     batch_size: int = 64
     d_steps: int = 1
+    # the faces tutorial's loss balancing (engine/balance.py): skip G's update when
+    # g_loss * balance_g_factor < d_loss, D's when d_loss * balance_d_factor < g_loss
+    balance_losses: bool = False
+    balance_g_factor: float = 1.5
+    balance_d_factor: float = 2.0
     iters: int = 1000
     # evaluation, sampling and runtime
     eval_every: int = 100
@@ -125,6 +130,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     "label_smoothing": (lambda v: 0 <= v < 0.5, "must lie in [0, 0.5): real labels become 1 - value"),
     "batch_size": (lambda v: v >= 2, "must be >= 2 (batch norm needs two samples)"),
     "d_steps": (lambda v: 1 <= v <= 10, "must lie in 1..10"),
+    "balance_g_factor": (lambda v: 0 < v <= 100, "must lie in (0, 100]: G skips its update "
+                                                 "when g_loss * factor < d_loss"),
+    "balance_d_factor": (lambda v: 0 < v <= 100, "must lie in (0, 100]: D skips its update "
+                                                 "when d_loss * factor < g_loss"),
     "iters": (lambda v: v >= 1, "must be >= 1"),
     "eval_every": (lambda v: v >= 1, "must be >= 1"),
     "sample_bn_mode": (lambda v: v in ("train", "eval"), "must be train or eval"),

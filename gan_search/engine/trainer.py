@@ -14,6 +14,8 @@ Design points, each for speed or for honest results:
   generators whose states are checkpointed, so a resumed CPU run continues with
   exactly the losses it would have had without stopping.
 - Non-finite losses end the run with status "diverged" instead of a crash.
+- ``balance_losses``: the faces tutorial's rule (balance.py) skips the stronger side's
+  update; it reads the losses on the host each step, so it costs a sync per step when on.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from gan_search.core.config import TrainConfig
 from gan_search.core.files import write_atomic
 from gan_search.core.vocabulary import Status
 from gan_search.engine.atomic import save_atomic
+from gan_search.engine.balance import Balancer
 from gan_search.engine.models import build_models
 
 GRID_SAMPLES = 64  # fixed noise batch for sample grids, 8 x 8
@@ -126,6 +129,8 @@ class GANTrainer:
                                        "cpu").to(self.device)
         self.real_target = 1.0 - config.label_smoothing  # one-sided label smoothing
         self.compiled_from = 0  # the step at which a compiled trainer compiles
+        self.balancer = Balancer(config.balance_g_factor, config.balance_d_factor) \
+            if config.balance_losses else None
 
     # ------------------------------------------------------------ batches and noise
 
@@ -170,6 +175,7 @@ class GANTrainer:
 
     def _step(self) -> dict[str, torch.Tensor]:
         cfg = self.config
+        train_d = train_g = True
         for d_step in range(cfg.d_steps):
             real = self._real_batch()
             z = self._noise(cfg.batch_size, self.rng, self.device)
@@ -182,16 +188,22 @@ class GANTrainer:
             loss_d = F.binary_cross_entropy_with_logits(
                 logits_real, torch.full_like(logits_real, self.real_target)) + \
                 F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+            if d_step == 0 and self.balancer is not None:  # both losses before any update
+                g_loss = F.binary_cross_entropy_with_logits(logits_fake.detach(),
+                                                            torch.ones_like(logits_fake))
+                train_d, train_g = self.balancer.decide(float(loss_d.detach()), float(g_loss))
+            if train_d:
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                self.opt_d.step()
         # generator: non-saturating loss on the last D step's fakes
-        with self._autocast():
+        with self._autocast(), torch.set_grad_enabled(train_g):
             logits_gen = self._d(fake).float()
         loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        if train_g:
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
         self.step += 1
         return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
                 "d_real": torch.sigmoid(logits_real.detach()).mean(),
@@ -227,6 +239,13 @@ class GANTrainer:
                 if on_sync is not None and on_sync(self, means):
                     break
         return TrainResult(Status.FINISHED, self.step, "", history)
+
+    def skip_shares(self) -> dict[str, float]:
+        """The share of the steps so far in which D and G skipped their update (loss
+        balancing; 0 when it is off): a rule that skips every step is a bug to see."""
+        if self.balancer is None:
+            return {"skipped_d": 0.0, "skipped_g": 0.0}
+        return self.balancer.shares(self.step)
 
     # ------------------------------------------------------------ sampling
 
@@ -273,6 +292,8 @@ class GANTrainer:
             "rng": self.rng.get_state(), "perm": self.perm.cpu(), "cursor": self.cursor,
             "torch_rng": torch.get_rng_state(),
         }
+        if self.balancer is not None:
+            state["balance"] = self.balancer.state_dict()
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -287,6 +308,8 @@ class GANTrainer:
         self.perm = state["perm"].to(self.device)
         self.cursor = int(state["cursor"])
         self.step = self.compiled_from = int(state["step"])
+        if self.balancer is not None and "balance" in state:
+            self.balancer.load_state_dict(state["balance"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if _saved_on(state) == self.device.type:
             self.rng.set_state(state["rng"].cpu())  # generator states are CPU ByteTensors

@@ -118,6 +118,7 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
         metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
                         "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
         metrics.update(_trained_as(trainer))
+        metrics.update(trainer.skip_shares())  # loss balancing: how often each side skipped
         metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
         metrics["gpu_share"] = settings.gpu  # what Ray placed it with
         metrics["resumed_from_step"] = resumed_from

@@ -29,7 +29,7 @@ from gan_search.tracking.writer import Writer
 
 METRICS = ("fid_lite", "kid", "collapse", "coverage", "precision", "recall", "density", "ndb_k",
            "classes_found", "class_kl", "fid_lite_best", "best_step", "collapse_at_best",
-           "kid_best", "score", "loss_d", "loss_g", "d_real", "d_fake")
+           "kid_best", "score", "loss_d", "loss_g", "d_real", "d_fake", "skipped_d", "skipped_g")
 
 
 class MlflowTracker(Callback, Restorable):

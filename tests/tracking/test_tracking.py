@@ -63,6 +63,8 @@ def test_children_hold_params_metric_histories_images_and_status(tracked):
         # the numbers the search ranked by, as the child's final metrics
         assert child.data.metrics["fid_lite_best"] == pytest.approx(row.metrics["fid_lite_best"])
         assert child.data.metrics["best_step"] == row.metrics["best_step"]
+        # how often each side skipped its update (loss balancing, off here): every trial
+        assert child.data.metrics["skipped_d"] == child.data.metrics["skipped_g"] == 0.0
         assert child.data.metrics["collapse_at_best"] == pytest.approx(row.metrics["collapse_at_best"])
         assert child.data.tags[STATUS_TAG] == row.status
         assert child.info.status == ("FAILED" if row.status in BROKEN else "FINISHED")
