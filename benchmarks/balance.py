@@ -12,9 +12,9 @@ pixels, resized to the space's 40 px. It goes through the real `folder` source.
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import sys
 import math
-import platform
 import statistics
 import tempfile
 import time
@@ -31,6 +31,8 @@ from gan_search.engine.metrics import Evaluator
 from gan_search.engine.trainer import GANTrainer
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from report_md import cpu_model, write_report  # noqa: E402
 FRESH_SEEDS = 1001  # the confirmation's fresh seeds: 1001, 1002, ...
 
 
@@ -96,7 +98,7 @@ def main() -> int:
                 runs[side].append({"seed": seed, "fid_lite": round(fid, 3), **skipped})
                 print(side, runs[side][-1], flush=True)
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": platform.processor() or platform.machine(),
+              "cpu": cpu_model(), "cores": os.cpu_count(),
               "images": args.images, "train": len(splits.train.images),
               "reference": len(splits.reference.images), "iters": args.iters,
               "every": args.every, "config": base.to_dict(), "runs": runs,
@@ -105,15 +107,13 @@ def main() -> int:
         scores = [r["fid_lite"] for r in runs[side]]
         report[f"{side}_mean"] = round(statistics.fmean(scores), 3)
         report[f"{side}_std"] = round(statistics.stdev(scores), 3) if len(scores) > 1 else 0.0
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
     return 0
 
 
 def markdown(report: dict) -> str:
     lines = [f"# Loss balancing on the faces baseline ({report['when']})", "",
+             f"CPU {report['cpu']}, {report['cores']} cores.", "",
              f"{report['images']} crops of shipped photographs at {report['config']['image_size']} px "
              f"({report['train']} train, {report['reference']} held out as the reference); "
              f"{report['iters']} iterations, FID-lite every {report['every']} (best kept); "

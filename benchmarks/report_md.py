@@ -1,6 +1,34 @@
-"""The benchmark report as Markdown: one section per measurement run (see run.py)."""
+"""The benchmark report as Markdown: one section per measurement run (see run.py); the
+CPU's name and the writing of a report's JSON and Markdown, for every benchmark script."""
 
 from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's name, with family/model and its bf16 instruction sets (a VM may report only
+    "AMD EPYC": family 26 is Zen 5, Intel's AMX marks Sapphire Rapids or later)."""
+    try:
+        info: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
+    return (f"{info.get('model name', platform.machine())} (family {info.get('cpu family', '?')} "
+            f"model {info.get('model', '?')}; {', '.join(flags) or 'no bf16 instructions'})")
+
+
+def write_report(out: Path, report: dict, text: str) -> None:
+    """``out``.json (the whole report) and ``out``.md (``text``), and the text printed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str))
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:

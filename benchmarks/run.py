@@ -47,6 +47,7 @@ sys.path.insert(0, str(HERE))
 
 from efficiency import efficiency  # noqa: E402
 from eval_cost import measure as measure_eval  # noqa: E402
+from report_md import cpu_model  # noqa: E402
 
 from gan_search.core.config import TrainConfig, search_config  # noqa: E402
 from gan_search.engine.data import load_dataset, load_splits  # noqa: E402
@@ -369,21 +370,6 @@ def default_run(folder: Path) -> dict:
 
 
 # ---------------------------------------------------------------- report
-
-def cpu_model() -> str:
-    """The CPU's name, with family/model and its bf16 instruction sets (a VM may report only
-    "AMD EPYC": family 26 is Zen 5, Intel's AMX marks Sapphire Rapids or later)."""
-    try:
-        info: dict[str, str] = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            info.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or platform.machine()
-    flags = [f for f in ("avx512_bf16", "amx_bf16") if f in info.get("flags", "").split()]
-    return (f"{info.get('model name', platform.machine())} (family {info.get('cpu family', '?')} "
-            f"model {info.get('model', '?')}; {', '.join(flags) or 'no bf16 instructions'})")
-
 
 def machine() -> dict:
     import optuna

@@ -44,3 +44,27 @@ def test_compute_to_reach_a_target_counts_trials_in_the_order_they_ended():
     assert iterations_to_reach(rows, 5.0) == 1100
     assert iterations_to_reach(rows, 1.0) == math.inf
     assert [r.metrics["timestamp"] for r in within_budget(rows, 700)] == [1, 2, 3]
+
+
+def test_rank_agreement_of_a_rung_with_the_final_best():
+    """Trials whose order at evaluation 1 is the reverse of their final order: Spearman -1
+    and none of the final top third kept; at the last evaluation the order is the final."""
+    from rung_rank import table
+
+    fid = {f"t{i}": {1: 30.0 + i, 2: 20.0 - i} for i in range(6)}  # best: t5, t4 (a third)
+    rows = {r["evaluation"]: r for r in table(fid)}
+    assert rows[1]["spearman"] == -1.0 and rows[1]["top_third_kept"] == "0/2"
+    assert rows[2]["spearman"] == 1.0 and rows[2]["top_third_kept"] == "2/2"
+    assert rows[1]["trials"] == 6
+
+
+def test_the_balance_benchmark_makes_a_folder_of_real_photographs(tmp_path):
+    """Crops of the photographs installed packages ship, at the asked size, as PNGs that the
+    real folder source reads."""
+    from balance import make_folder, shipped_photos
+    from gan_search.engine.data import load_dataset
+
+    assert len(shipped_photos()) == 3 and all(p.is_file() for p in shipped_photos())
+    folder = make_folder(tmp_path / "photos", 12, 40)
+    data = load_dataset("folder", 40, 3, {"path": str(folder)})
+    assert data.images.shape == (12, 3, 40, 40) and data.images.float().std() > 20
