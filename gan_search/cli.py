@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how to search (default: the space's strategy, else tpe-asha): "
                           "tpe-asha: Optuna TPE proposes, ASHA stops the clearly worse trials "
                           "early (told to Optuna as pruned); tpe: TPE, every trial its whole "
-                          "budget; random-asha, random: random search (the one to beat)")
+                          "budget; gp-asha, gp: Optuna's Gaussian-process sampler instead of "
+                          "TPE; random-asha, random: random search (the one to beat)")
     run.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
                      help="Tune storage shared by all nodes of a cluster: s3://bucket/path or "
                           "a shared (NFS) folder (default: $GAN_SEARCH_STORAGE, which "

@@ -70,10 +70,12 @@ DEVICES = tuple(Device)
 
 
 class Sampler(StrEnum):
-    """Who proposes the configurations: Optuna's TPE, or random search (the baseline a
-    search must beat). Part of a ``Strategy``."""
+    """Who proposes the configurations: Optuna's TPE, its Gaussian-process sampler (which
+    Optuna's documentation recommends for 10 to 100 trials), or random search (the baseline
+    a search must beat). Part of a ``Strategy``."""
 
     TPE = "tpe"
+    GP = "gp"
     RANDOM = "random"
 
 
@@ -91,6 +93,8 @@ class Strategy(StrEnum):
 
     TPE_ASHA = "tpe-asha"  # Optuna TPE; ASHA's stops told to Optuna as pruned
     TPE = "tpe"  # Optuna TPE, every trial trains its whole budget
+    GP_ASHA = "gp-asha"  # Optuna's GP sampler (it models the trials that trained to the end)
+    GP = "gp"
     RANDOM_ASHA = "random-asha"
     RANDOM = "random"  # random search, every trial its whole budget: the one to beat
 

@@ -50,12 +50,16 @@ def objectives(config: SearchConfig) -> tuple[list[str], list[str]]:
 
 def build_sampler(config: SearchConfig) -> Any:
     """Optuna's sampler, by the strategy: TPE (multivariate, seeded, random for the first
-    third of the trials up to 10), or random search (the baseline to beat)."""
+    third of the trials up to 10), the GP sampler (the same start-up), or random search
+    (the baseline to beat)."""
     import optuna
 
-    if Strategy(config.strategy).sampler == Sampler.RANDOM:
+    sampler = Strategy(config.strategy).sampler
+    if sampler == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=config.seed)
-    startup = min(10, max(2, config.trials // 3))  # random trials before TPE models the space
+    startup = min(10, max(2, config.trials // 3))  # random trials before the model of the space
+    if sampler == Sampler.GP:
+        return optuna.samplers.GPSampler(seed=config.seed, n_startup_trials=startup)
     return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=startup,
                                       multivariate=True)
 

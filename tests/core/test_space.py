@@ -67,7 +67,7 @@ def test_overrides_win_and_are_type_converted(tmp_path):
     ("data: [1, 2\n", r"not valid YAML"),
     ("parameters: {}\n", r"data.source: missing"),
     ("data: {source: fake}\nstrategy: grid\n",
-     r"strategy: unknown strategy 'grid'; valid: tpe-asha, tpe, random-asha, random"),
+     r"strategy: unknown strategy 'grid'; valid: tpe-asha, tpe, gp-asha, gp, random-asha, random"),
     ("data: {source: fake}\nstrategy: tpe\nscheduler: {kind: asha}\n",
      r"scheduler.kind: 'asha' contradicts strategy 'tpe'; drop scheduler.kind"),
 ])
@@ -96,6 +96,7 @@ def test_space_names_must_be_trial_settings(tmp_path, snippet, message):
 @pytest.mark.parametrize("snippet,strategy", [
     ("", "tpe-asha"),  # the default
     ("strategy: random\n", "random"),
+    ("strategy: gp-asha\n", "gp-asha"),
     ("strategy: random-asha\nscheduler: {grace_period: 2}\n", "random-asha"),
     ("scheduler: {kind: none}\n", "tpe"),  # the older spelling still reads as it meant
     ("scheduler: {kind: asha}\n", "tpe-asha"),
@@ -105,7 +106,7 @@ def test_the_strategy_says_how_to_search(tmp_path, snippet, strategy):
 
     spec = load_space(write(tmp_path, "data: {source: fake}\n" + snippet))
     assert spec.strategy == strategy
-    assert Strategy(strategy).sampler in ("tpe", "random")
+    assert Strategy(strategy).sampler in ("tpe", "gp", "random")
     assert (Strategy(strategy).scheduler == "asha") == strategy.endswith("-asha")
 
 

@@ -105,6 +105,8 @@ def test_the_search_builds_asha_with_a_rung_per_evaluation_and_seeded_tpe():
     sampler = build_sampler(search_config(spec, name="x", seed=7))
     assert isinstance(sampler, optuna.samplers.TPESampler)
     assert sampler._multivariate and sampler._n_startup_trials == 3
+    gp = build_sampler(search_config(spec, name="x", strategy="gp-asha", seed=7))
+    assert isinstance(gp, optuna.samplers.GPSampler) and gp._n_startup_trials == 3
     random = build_sampler(search_config(spec, name="x", strategy="random-asha"))
     assert isinstance(random, optuna.samplers.RandomSampler)
     assert isinstance(build_scheduler(search_config(spec, name="x", strategy="random-asha")),

@@ -10,10 +10,10 @@ from gan_search.search.searcher import STOPPED_ATTR, PrunedAwareOptunaSearch
 States = optuna.trial.TrialState
 
 
-def searcher(metric, mode):
+def searcher(metric, mode, sampler=None):
     return PrunedAwareOptunaSearch(
         space={"lr_g": tune.loguniform(1e-4, 1e-2)}, metric=metric, mode=mode,
-        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+        sampler=sampler or optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
 
 
 def run(search, trial_id, scores, last_status, keys=("score",)):
@@ -60,6 +60,18 @@ def test_two_objectives_a_stopped_trial_is_pruned_and_keeps_its_evaluations():
     assert stopped.user_attrs[STOPPED_ATTR] == [[1, 9.0], [2, 8.5]]
     assert finished.state == States.COMPLETE and finished.values == [6.0, 7.0]
     assert search.suggest("next")["lr_g"] > 0  # TPE samples past a pruned trial
+
+
+def test_the_gp_sampler_models_the_trials_that_trained_to_the_end():
+    """gp-asha: Optuna's GP sampler goes on proposing after pruned trials (it fits the
+    complete ones)."""
+    search = searcher("score", "min", optuna.samplers.GPSampler(seed=0, n_startup_trials=2))
+    run(search, "stopped", [9.0], "running")
+    run(search, "finished", [8.0, 6.0], "finished")
+    run(search, "another", [7.0, 5.0], "finished")
+    states = [t.state for t in search._ot_study.trials]
+    assert states == [States.PRUNED, States.COMPLETE, States.COMPLETE]
+    assert 1e-4 <= search.suggest("next")["lr_g"] <= 1e-2
 
 
 def test_a_trial_with_an_error_fails_as_before():
