@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import math
@@ -61,19 +62,22 @@ def one_search(size: int, trials: int, seed: int, folder: Path) -> dict[str, dic
 
 
 def table(fid: dict[str, dict[int, float]]) -> list[dict]:
-    """Per evaluation k: Spearman(FID at k, final best) and the top-third overlap."""
-    finished = {t: h for t, h in fid.items() if h and all(math.isfinite(v) for v in h.values())}
-    evals = sorted(set.intersection(*(set(h) for h in finished.values())))
-    best = {t: min(h.values()) for t, h in finished.items()}
-    third = max(1, len(finished) // 3)
-    top = set(sorted(best, key=best.get)[:third])
+    """Per evaluation k: over the trials that reached it (a collapsed trial ends early),
+    Spearman(FID at k, the trial's best) and how many of their top third by best the top
+    third at k holds."""
+    fid = {t: {int(k): v for k, v in h.items() if math.isfinite(v)} for t, h in fid.items()}
+    best = {t: min(h.values()) for t, h in fid.items() if h}
     rows = []
-    for k in evals:
-        at_k = {t: h[k] for t, h in finished.items()}
-        rho = spearmanr([at_k[t] for t in finished], [best[t] for t in finished]).statistic
+    for k in sorted({k for h in fid.values() for k in h}):
+        at_k = {t: h[k] for t, h in fid.items() if k in h}
+        if len(at_k) < 3:
+            continue
+        third = max(1, len(at_k) // 3)
+        top = set(sorted(at_k, key=best.get)[:third])
         kept = set(sorted(at_k, key=at_k.get)[:third])
+        rho = spearmanr([at_k[t] for t in at_k], [best[t] for t in at_k]).statistic
         rows.append({"evaluation": k, "spearman": round(float(rho), 3),
-                     "top_third_kept": f"{len(kept & top)}/{third}", "trials": len(finished)})
+                     "top_third_kept": f"{len(kept & top)}/{third}", "trials": len(at_k)})
     return rows
 
 
@@ -83,7 +87,15 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "cpu-vm-rung-rank")
+    parser.add_argument("--tables-from", type=Path, metavar="JSON",
+                        help="recompute the tables of an earlier report's histories, run nothing")
     args = parser.parse_args()
+    if args.tables_from:
+        report = json.loads(args.tables_from.read_text())
+        for data in report["sizes"].values():
+            data["rows"] = table(data["history"])
+        write_report(args.out, report, markdown(report))
+        return 0
     started, report = time.perf_counter(), {"sizes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
