@@ -218,7 +218,6 @@ def parse_space(raw: Any, path: str) -> SearchSpec:
     if not PLAIN_NAME.fullmatch(name):
         raise SpaceError(f"{path}: name: {name!r} is not a plain name; use letters, digits, "
                          "'.', '_' and '-' (it names the MLflow experiment and the searches)")
-    scheduler = _parse_scheduler(where, top.get("scheduler"))
     return SearchSpec(
         name=name,
         path=path,
@@ -228,11 +227,11 @@ def parse_space(raw: Any, path: str) -> SearchSpec:
         fixed=fixed,
         objectives=_parse_objectives(where, top.get("objectives", ["fid_lite"])),
         budget=Budget(**where.section(top.get("budget"), "budget", _BUDGET_KEYS, Budget())),
-        scheduler=scheduler,
+        scheduler=_parse_scheduler(where, top.get("scheduler")),
         resources=_parse_resources(where, top.get("resources")),
         concurrency=where.positive_int(top.get("concurrency", 1), "concurrency"),
         baseline=_parse_baseline(where, top.get("baseline"), params, fixed),
-        strategy=_parse_strategy(where, top.get("strategy"), top.get("scheduler"), scheduler),
+        strategy=_parse_strategy(where, top.get("strategy"), top.get("scheduler")),
     )
 
 
@@ -399,12 +398,12 @@ def _parse_scheduler(where: _Where, raw: Any) -> SchedulerSpec:
     return SchedulerSpec(**body)
 
 
-def _parse_strategy(where: _Where, raw: Any, scheduler_raw: Any, scheduler: SchedulerSpec) -> str:
-    """``strategy:``, or from the older ``scheduler.kind`` (TPE, with or without ASHA);
-    the two may not disagree."""
+def _parse_strategy(where: _Where, raw: Any, scheduler_raw: Any) -> str:
+    """``strategy:``, or from the older ``scheduler.kind`` (TPE, with or without ASHA; its
+    kind already checked by _parse_scheduler); the two may not disagree."""
     old_kind = scheduler_raw.get("kind") if isinstance(scheduler_raw, dict) else None
     if raw is None:
-        return Strategy.of(Sampler.TPE, Scheduler(old_kind or scheduler.kind)).value
+        return Strategy.of(Sampler.TPE, Scheduler(old_kind or Scheduler.ASHA)).value
     if raw not in STRATEGIES:
         raise where.fail("strategy", f"unknown strategy {raw!r}; valid: {', '.join(STRATEGIES)}")
     if old_kind is not None and Scheduler(old_kind) != Strategy(raw).scheduler:

@@ -4,8 +4,9 @@ search itself and the confirmation of its winners over fresh seeds.
 
 Space -> Tune search space (inclusive YAML bounds become Tune's exclusive integer upper
 bound + 1, which OptunaSearch turns back into Optuna's inclusive bound) -> OptunaSearch
-(TPE; one objective or two for a Pareto front; the baseline evaluated first; a trial ASHA
-stopped told to Optuna as pruned: searcher.py) + ASHA on the first objective + the collapse stopper -> trials with their resources.
+(TPE, GP or random, by the strategy; one objective or two for a Pareto front; the baseline
+evaluated first; a trial ASHA stopped told to Optuna as pruned: searcher.py) + ASHA on the
+first objective + the collapse stopper -> trials with their resources.
 """
 
 from __future__ import annotations

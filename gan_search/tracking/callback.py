@@ -152,9 +152,11 @@ class MlflowTracker(Callback, Restorable):
 
         def change() -> None:
             record = self.ledger.record(trial_id, config)
-            if step > record.last_grid:  # not a grid a retried trial repeats
+            if step > record.last_grid:
                 record.grids.append(step)
                 record.last_grid = step
+            elif step not in record.grids:  # a retried trial's repeat of a grid MLflow has
+                path.unlink(missing_ok=True)
         self.writer.post(change)
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001

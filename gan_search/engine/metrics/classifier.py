@@ -74,8 +74,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
         model = DomainClassifier(images.shape[1], num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     trained = TrainedClassifier(model, 0.0, num_classes)
+    model.train()
     for step in range(1, steps + 1):
-        model.train()
         pick = train_idx[torch.randint(len(train_idx), (min(batch_size, len(train_idx)),),
                                        generator=generator)]
         loss = F.cross_entropy(model(images[pick]), labels[pick])
@@ -88,6 +88,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
                                      .float().mean())
             if trained.accuracy == 1.0:
                 break
+            model.train()  # predict() left it in eval mode
     return trained
 
 
