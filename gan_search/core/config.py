@@ -40,6 +40,11 @@ def size_plan(image_size: int) -> tuple[int, int]:
     return size, doublings
 
 
+# the settings that may change while a model trains (its optimisers' and its loss's): what
+# PBT perturbs, and what a replayed PBT schedule changes at its steps (GANTrainer.retune)
+TRAINING_SETTINGS = ("lr_g", "lr_d", "beta1", "beta2", "label_smoothing", "d_steps")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one trial needs to build and train its DCGAN."""
@@ -304,6 +309,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
     if confirm < 0 or confirm_seeds < 1:
         raise ConfigError(f"--confirm {confirm} / --confirm-seeds {confirm_seeds}: the top K >= 0 "
                           "(0 turns confirmation off) with at least 1 fresh seed each")
+    _check_population(spec, strategy or spec.strategy, trials or spec.budget.trials)
     iters = iters or spec.budget.iters
     eval_every = min(spec.budget.eval_every, iters)
     pinned = dict(TrainConfig.from_dict({**spec.defaults(), **(sets or {})}, source="--set").to_dict())
@@ -320,3 +326,16 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         confirm_seeds=confirm_seeds)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config
+
+
+def _check_population(spec: SearchSpec, strategy: str, trials: int) -> None:
+    """PBT needs a population (2 members or more) and a searched setting it can perturb."""
+    if strategy != Strategy.PBT:
+        return
+    if trials < 2:
+        raise ConfigError(f"--strategy pbt with {trials} trial: PBT needs a population; give "
+                          "--trials 2 or more (each trial is a member)")
+    if not set(spec.params) & set(TRAINING_SETTINGS):
+        raise ConfigError(f"--strategy pbt: space {spec.name!r} searches none of "
+                          f"{', '.join(TRAINING_SETTINGS)}, the settings PBT changes while "
+                          "members train; search one of them, or use --strategy tpe-asha")

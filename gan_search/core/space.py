@@ -30,7 +30,7 @@ KINDS = ("uniform", "loguniform", "int", "choice")
 # names that become folders, MLflow experiment and run names, and filter values
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 OBJECTIVES = tuple(o.value for o in Objective)  # the shared vocabulary, as plain names
-SCHEDULERS = tuple(s.value for s in Scheduler)
+SCHEDULERS = (Scheduler.ASHA.value, Scheduler.NONE.value)  # scheduler.kind, the older spelling
 STRATEGIES = tuple(s.value for s in Strategy)
 
 _TOP_KEYS = (
@@ -42,6 +42,7 @@ _DATA_KEYS = ("source", "size", "channels", "options")
 _BUDGET_KEYS = ("trials", "iters", "eval_every", "eval_samples")
 _SCHEDULER_KEYS = (
     "kind", "grace_period", "reduction_factor", "collapse_threshold", "collapse_patience",
+    "perturbation_interval",
 )
 _RESOURCE_KEYS = ("cpu", "gpu")
 _PARAM_KEYS = {
@@ -101,14 +102,16 @@ class Budget:
 
 @dataclass(frozen=True)
 class SchedulerSpec:
-    """ASHA's rungs (when the strategy stops early) and the collapse stopper (always).
-    ``kind`` is the older spelling of the strategy's early stopping (``strategy:``)."""
+    """ASHA's rungs (when the strategy stops early), PBT's interval (under ``pbt``) and the
+    collapse stopper (always). ``kind`` is the older spelling of the strategy's early
+    stopping (``strategy:``)."""
 
     kind: str = "asha"
     grace_period: int = 1
     reduction_factor: int = 2
     collapse_threshold: float = 0.9
     collapse_patience: int = 3
+    perturbation_interval: int = 1  # PBT: evaluations between a member's exploit decisions
 
 
 @dataclass(frozen=True)
@@ -395,6 +398,9 @@ def _parse_scheduler(where: _Where, raw: Any) -> SchedulerSpec:
     threshold = body.get("collapse_threshold", 0.9)
     if not 0 < threshold <= 1:
         raise where.fail("scheduler.collapse_threshold", f"must lie in (0, 1], got {threshold}")
+    for key in ("grace_period", "reduction_factor", "collapse_patience", "perturbation_interval"):
+        if key in body:
+            where.positive_int(body[key], f"scheduler.{key}")
     return SchedulerSpec(**body)
 
 

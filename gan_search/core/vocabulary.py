@@ -55,7 +55,8 @@ class Role(StrEnum):
     PARENT = "parent"  # the search itself
     SEARCH = "search"  # a trial the sampler proposed
     BASELINE = "baseline"  # the space's hand-picked configuration
-    CONFIRM = "confirm"  # a fresh-seed rerun of a top configuration
+    CONFIRM = "confirm"  # a fresh-seed rerun of a top configuration (or a PBT schedule)
+    MEMBER = "member"  # a member of a PBT population (it may copy another's weights)
 
 
 class Device(StrEnum):
@@ -77,6 +78,7 @@ class Sampler(StrEnum):
     TPE = "tpe"
     GP = "gp"
     RANDOM = "random"
+    QMC = "qmc"  # Optuna's quasi-Monte Carlo (Sobol) sampler: a PBT population's start
 
 
 class Scheduler(StrEnum):
@@ -84,6 +86,7 @@ class Scheduler(StrEnum):
     older spelling in a space file."""
 
     ASHA = "asha"
+    PBT = "pbt"  # population-based training: members copy better members and perturb
     NONE = "none"
 
 
@@ -97,13 +100,19 @@ class Strategy(StrEnum):
     GP = "gp"
     RANDOM_ASHA = "random-asha"
     RANDOM = "random"  # random search, every trial its whole budget: the one to beat
+    # population-based training: a population (the baseline and configurations Optuna's QMC
+    # sampler spreads over the space) trains to full length; Ray Tune's PBT copies good
+    # members' weights into bad ones and perturbs the settings that can change in training
+    PBT = "pbt"
 
     @property
     def sampler(self) -> Sampler:
-        return Sampler(self.value.removesuffix("-asha"))
+        return Sampler.QMC if self == Strategy.PBT else Sampler(self.value.removesuffix("-asha"))
 
     @property
     def scheduler(self) -> Scheduler:
+        if self == Strategy.PBT:
+            return Scheduler.PBT
         return Scheduler.ASHA if self.value.endswith("-asha") else Scheduler.NONE
 
     @classmethod

@@ -28,14 +28,14 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from PIL import Image
 
-from gan_search.core.config import TrainConfig
+from gan_search.core.config import TRAINING_SETTINGS, TrainConfig
 from gan_search.core.files import write_atomic
 from gan_search.core.vocabulary import Status
 from gan_search.engine.atomic import save_atomic
@@ -280,6 +280,26 @@ class GANTrainer:
             images = self.gen(self.fixed_noise).float().cpu()
         return save_grid(images, path, nrow=8)
 
+    # ------------------------------------------------------------ settings that change
+
+    def retune(self, values: Mapping[str, Any]) -> None:
+        """Train on with new values of the settings that may change while a model trains
+        (``TRAINING_SETTINGS``: the learning rates, betas, label smoothing, D steps), as a
+        replayed PBT schedule does; any other setting raises ValueError."""
+        fixed = sorted(set(values) - set(TRAINING_SETTINGS))
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} cannot change while a model trains; only "
+                             f"{', '.join(TRAINING_SETTINGS)} can")
+        self.config = TrainConfig.from_dict({**self.config.to_dict(), **values}, source="retune")
+        self._apply_training_settings()
+
+    def _apply_training_settings(self) -> None:
+        cfg = self.config
+        for opt, lr in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr, (cfg.beta1, cfg.beta2)
+        self.real_target = 1.0 - cfg.label_smoothing  # d_steps is read at every step
+
     # ------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict:
@@ -305,6 +325,9 @@ class GANTrainer:
         self.disc.load_state_dict(state["disc"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        # the optimisers' saved settings give way to this trainer's: a PBT member that copies
+        # another's checkpoint trains on with its own (perturbed) learning rates and betas
+        self._apply_training_settings()
         self.perm = state["perm"].to(self.device)
         self.cursor = int(state["cursor"])
         self.step = self.compiled_from = int(state["step"])

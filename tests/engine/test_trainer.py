@@ -257,3 +257,41 @@ def test_a_compiled_trainer_trains_like_the_eager_one(digits):
     assert compiled.compiled and result.status == "finished"
     for mine, theirs in zip(result.history, eager.history):
         assert mine["loss_d"] == pytest.approx(theirs["loss_d"], rel=1e-3, abs=1e-4)
+
+
+def test_a_copied_checkpoint_trains_on_with_the_settings_of_the_trainer_that_copied_it(
+        tmp_path, digits):
+    """PBT's exploit: a member loads a better member's checkpoint (weights, Adam's moments,
+    step, data order) and trains on with its own, perturbed, settings: the optimiser settings
+    saved in the checkpoint do not come back with it."""
+    donor = GANTrainer(small(lr_g=2e-4, lr_d=2e-4, beta1=0.5), digits)
+    donor.train(10, sync_every=5)
+    donor.save_checkpoint(tmp_path / "donor.pt")
+    fast, slow = (GANTrainer(small(lr_g=lr, lr_d=5e-4, beta1=0.3, beta2=0.99,
+                                   label_smoothing=0.2, seed=5), digits) for lr in (1e-3, 2e-4))
+    for member in (fast, slow):
+        member.load_checkpoint(tmp_path / "donor.pt")
+        assert member.step == 10 and member.real_target == pytest.approx(0.8)
+        for mine, theirs in zip(member.gen.parameters(), donor.gen.parameters()):
+            assert torch.equal(mine, theirs)
+            assert torch.equal(member.opt_g.state[mine]["exp_avg"],
+                               donor.opt_g.state[theirs]["exp_avg"])
+        assert member.opt_d.param_groups[0]["lr"] == 5e-4
+        assert member.opt_g.param_groups[0]["betas"] == (0.3, 0.99)
+    before = [p.detach().clone() for p in fast.gen.parameters()]
+    moves = []
+    for member in (fast, slow):  # the same batch, noise and moments: only G's lr differs
+        member.train_step()
+        moves.append(torch.cat([(p.detach() - b).flatten()
+                                for b, p in zip(before, member.gen.parameters())]))
+    assert torch.allclose(moves[0], 5 * moves[1], rtol=1e-3, atol=1e-9)
+
+
+def test_retune_changes_the_settings_a_model_can_change_while_training_and_no_other(digits):
+    trainer = GANTrainer(small(), digits)
+    trainer.retune({"lr_d": 1e-3, "beta1": 0.1, "label_smoothing": 0.1, "d_steps": 2})
+    assert trainer.opt_d.param_groups[0]["lr"] == 1e-3
+    assert trainer.opt_g.param_groups[0]["betas"][0] == 0.1
+    assert trainer.real_target == pytest.approx(0.9) and trainer.config.d_steps == 2
+    with pytest.raises(ValueError, match="g_width cannot change while a model trains"):
+        trainer.retune({"g_width": 16})
