@@ -363,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "tpe-asha: Optuna TPE proposes, ASHA stops the clearly worse trials "
                           "early (told to Optuna as pruned); tpe: TPE, every trial its whole "
                           "budget; gp-asha, gp: Optuna's Gaussian-process sampler instead of "
-                          "TPE; random-asha, random: random search (the one to beat)")
+                          "TPE; random-asha, random: random search (the one to beat); "
+                          "pbt: population-based training, every trial a member trained to "
+                          "full length, copying better members and perturbing learning "
+                          "rates, betas, label smoothing and D steps as it trains")
     run.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
                      help="Tune storage shared by all nodes of a cluster: s3://bucket/path or "
                           "a shared (NFS) folder (default: $GAN_SEARCH_STORAGE, which "

@@ -131,3 +131,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def interrupt(command, when):
+    """Run the CLI and send it Ctrl-C (SIGINT) at the first output line that ``when`` accepts."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, seen = time.monotonic() + 240, []
+    for line in proc.stdout:
+        seen.append(line)
+        if when(line, seen) or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(seen) + rest
+    return "".join(seen) + rest

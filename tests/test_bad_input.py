@@ -18,6 +18,8 @@ UNKNOWN_KEY = "data: {source: fake, size: 16}\nfoo: 1\n"
 BAD_BOUNDS = "data: {source: fake}\nparameters:\n  lr_g: {kind: uniform, low: 1, high: 0}\n"
 BAD_NAME = "name: my space\ndata: {source: fake, size: 16}\n"
 IMAGENET = "data: {source: imagenet, size: 16, channels: 3}\nfixed: {g_width: 4}\n"
+NO_TRAINING = "data: {source: fake, size: 16}\nparameters:\n  g_width: {kind: int, low: 4, high: 8}\n"
+NO_INTERVAL = "data: {source: fake, size: 16}\nscheduler: {perturbation_interval: 0}\n"
 
 # (command line, a fragment of the one line it must print); UPPER-CASE words are replaced
 # by paths made in `fixtures`
@@ -50,6 +52,9 @@ CASES = [
     ("run --name taken --runs-dir RUNS", "a search named 'taken' already exists"),
     ("run --device tpu", "argument --device: invalid choice: 'tpu'"),
     ("run --strategy grid", "argument --strategy: invalid choice: 'grid'"),
+    ("run --strategy pbt --trials 1", "PBT needs a population; give --trials 2 or more"),
+    ("run --space NO_TRAINING --strategy pbt", "searches none of lr_g, lr_d, beta1, beta2"),
+    ("run --space NO_INTERVAL", "scheduler.perturbation_interval: expected a whole number >= 1"),
     ("run --storage ftp://host/x", "--storage ftp://host/x: expected s3://bucket/path"),
     ("run --storage A_FILE", "exists and is not a folder"),
     ("run --runs-dir A_FILE", "--runs-dir A_FILE: exists and is not a folder"),
@@ -107,7 +112,8 @@ def fixtures(tmp_path_factory):
     paths["A_FILE"].write_text("not a folder")
     for name, text in (("BAD_YAML", BAD_YAML), ("UNKNOWN_KEY", UNKNOWN_KEY),
                        ("BAD_BOUNDS", BAD_BOUNDS), ("BAD_NAME", BAD_NAME),
-                       ("IMAGENET", IMAGENET)):
+                       ("IMAGENET", IMAGENET), ("NO_TRAINING", NO_TRAINING),
+                       ("NO_INTERVAL", NO_INTERVAL)):
         paths[name] = root / f"{name.lower()}.yaml"
         paths[name].write_text(text)
     arrays = {"TWO_CHANNELS": np.zeros((30, 16, 16, 2), np.uint8),

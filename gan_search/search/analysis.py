@@ -109,6 +109,41 @@ def save_plots(study: Any, keys: list[str], folder: Path, with_importances: bool
     return written
 
 
+def save_schedule_plot(trial_id: str, metrics: dict[str, Any], iters: int,
+                       folder: Path) -> list[Path]:
+    """The settings a PBT member trained with, step by step (its ``schedule``, copies from
+    other members included), one panel per setting that changed: ``pbt_schedule.png``."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    schedule = json.loads(metrics.get("schedule") or "[]")
+    names = [k for k in (schedule[0]["values"] if schedule else {})
+             if len({json.dumps(e["values"].get(k)) for e in schedule}) > 1]
+    if not names:
+        return []
+    figure, axes = plt.subplots(len(names), 1, figsize=(6, 1.8 * len(names)), sharex=True,
+                                squeeze=False)
+    for axis, name in zip(axes[:, 0], names):
+        steps = [e["step"] for e in schedule] + [iters]
+        values = [e["values"][name] for e in schedule]
+        axis.step(steps, values + values[-1:], where="post")
+        axis.set_ylabel(name)
+        if name.startswith("lr_"):
+            axis.set_yscale("log")
+    axes[-1, 0].set_xlabel("iteration")
+    axes[0, 0].set_title(f"PBT schedule of trial {trial_id} "
+                         f"({len(schedule) - 1} changes, copies included)")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pbt_schedule.png"
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return [path]
+
+
 def top_line(shares: list[tuple[str, float]], top: int = 4) -> str:
     """"what mattered: lr_d 41%, lr_g 22%, ..." for the summary."""
     if not shares:

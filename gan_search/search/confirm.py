@@ -7,11 +7,15 @@ those fresh runs only: the search's own run of a configuration is left out, beca
 chosen for being good (the winner's curse). A fresh-seed run that diverged, collapsed or
 failed counts as the objective's worst value (``core.vocabulary.WORST``) in that mean: a
 configuration that works on one seed of two is not ranked on its lucky run.
+A PBT member's configuration is its schedule: each fresh run replays the settings the
+member trained with, changed at the steps its lineage changed them (a replay retrains from
+scratch, as Ray's ``PopulationBasedTrainingReplay`` does; it copies no weights).
 Pure Python: search/run.py runs the trials.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -32,6 +36,8 @@ class Candidate:
     baseline: bool = False
     runs: list[dict[str, Any]] = field(default_factory=list)  # {seed, score, status, ...}
     worst: float = DIVERGED_SCORE  # what a run that did not train to its end counts as
+    # a PBT member's schedule (settings.TrialSettings.schedule), replayed by each fresh run
+    schedule: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def scores(self) -> list[float]:
@@ -69,7 +75,18 @@ def pick_candidates(rows: list, k: int, worst: float = DIVERGED_SCORE) -> list[C
     if baseline is not None and baseline not in chosen and baseline.status in (
             *TRAINED, Status.COLLAPSED):
         chosen.append(baseline)
-    return [Candidate(r.trial_id, dict(r.params), r.baseline, worst=worst) for r in chosen]
+    return [Candidate(r.trial_id, dict(r.params), r.baseline, worst=worst,
+                      schedule=changed_schedule(r.metrics)) for r in chosen]
+
+
+def changed_schedule(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """A trial's schedule of settings (trainable.schedule_metrics) when its settings changed
+    while it trained (a PBT member that copied another); [] when they never did."""
+    try:
+        schedule = json.loads(metrics.get("schedule") or "[]")
+    except (TypeError, ValueError):
+        return []
+    return schedule if len(schedule) > 1 else []
 
 
 def fresh_seeds(count: int) -> list[int]:
@@ -79,7 +96,7 @@ def fresh_seeds(count: int) -> list[int]:
 def trial_configs(candidates: list[Candidate], seeds: list[int]) -> list[dict[str, Any]]:
     """One confirmation trial per (candidate, seed): the candidate's settings with the seed,
     and which search trial it confirms (Tune grid values under ``CONFIRM_KEY``)."""
-    return [confirm_config(c.trial_id, c.baseline, {**c.params, "seed": seed})
+    return [confirm_config(c.trial_id, c.baseline, {**c.params, "seed": seed}, c.schedule)
             for c in candidates for seed in seeds]
 
 
@@ -103,7 +120,8 @@ def table(candidates: list[Candidate], objective: str) -> str:
     """The confirmation table, best mean first (a broken run counted as the worst value)."""
     lines = [f"rank  trial (configuration)      mean {objective} ± std over fresh seeds   runs"]
     for rank, c in enumerate(ranked(candidates), 1):
-        label = c.trial_id + (" (baseline)" if c.baseline else "")
+        label = c.trial_id + (" (baseline)" if c.baseline else
+                              f" ({len(c.schedule) - 1} changes)" if c.schedule else "")
         runs = ", ".join(str(r["status"]) if broken(r) else f"{r['score']:.3f}"
                          for r in c.runs) or "none"
         mean = f"{c.mean:.3f} ± {c.spread:.3f}" if math.isfinite(c.mean) else "-"

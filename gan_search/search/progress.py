@@ -3,6 +3,7 @@ small actor that trials post their step and speed to."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -55,6 +56,8 @@ class ProgressView(Callback, Restorable):
         self.waiting_said = -math.inf  # when the last waiting note was printed
         self.progress_said = time.perf_counter()  # when the live line was last drawn
         self.drawn = False  # a live line is on the terminal now
+        self.exploits: dict[str, str] = {}  # PBT: each member's last copy said (trainable)
+        self.said_started: set[str] = set()  # trials whose start was said
 
     @property
     def restore_key(self) -> str:
@@ -139,7 +142,22 @@ class ProgressView(Callback, Restorable):
             self.log(stamp)
 
     def on_trial_start(self, iteration, trials, trial, **info):  # noqa: ANN001
-        self._line(f"trial {trial.trial_id} started", trials)
+        """Said once per trial: a PBT member is paused and started again many times."""
+        said = getattr(self, "said_started", set())  # views pickled before PBT had none
+        if trial.trial_id not in said:
+            self.said_started = said | {trial.trial_id}
+            self._line(f"trial {trial.trial_id} started", trials)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+        """A PBT member that copied a better one says so: from whom, at which step, and the
+        settings it trains on with."""
+        seen = getattr(self, "exploits", {})  # views pickled before PBT had none
+        copied = str(result.get("copied") or "")
+        if copied != seen.get(trial.trial_id, ""):
+            self.exploits = {**seen, trial.trial_id: copied}
+            line = exploit_line(trial.trial_id, result.get("lineage"))
+            if line:
+                self.say(f"[{time.perf_counter() - self.started:5.0f}s] {line}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
         self._end(trial, trials, None)
@@ -160,6 +178,18 @@ WAIT_NOTE_AFTER_S, WAIT_NOTE_EVERY_S = 10.0, 60.0
 # the live line: redrawn every 2 s on a terminal; a plain line every 30 s in a log or CI
 LIVE_EVERY_S = float(os.environ.get("GAN_SEARCH_LIVE_EVERY_S", 2.0))
 PLAIN_EVERY_S = float(os.environ.get("GAN_SEARCH_PLAIN_EVERY_S", 30.0))
+
+
+def exploit_line(trial_id: str, lineage: str | None) -> str | None:
+    """"member 00003 copied 00001 at step 400, now lr_g 0.00024, lr_d 0.0002, ..." from a
+    result's lineage (trainable.schedule_metrics)."""
+    try:
+        last = json.loads(lineage or "[]")[-1]
+    except (ValueError, IndexError):
+        return None
+    values = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in last["values"].items())
+    return f"member {trial_id} copied {last['from']} at step {last['step']}, now {values}"
 
 
 def live_line(posted: dict, trials: list, planned: int, iters: int) -> str | None:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from gan_search.core.config import SearchConfig
-from gan_search.core.vocabulary import BROKEN, Status
+from gan_search.core.vocabulary import BROKEN, Status, Strategy
 from gan_search.search.results import SearchOutcome, best_row
 
 
@@ -57,8 +57,9 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
     two = len(outcome.objectives) > 1
     rows = sorted(outcome.rows, key=lambda r: (r.status in BROKEN, r.score))
     # every score is the trial's best evaluation (at `step`), or the collapsing one
+    pbt = any(r.metrics.get("exploits") for r in rows)  # a PBT member copied another
     header = ["rank", "trial", "status", "FID-lite", "step", "collapse", "KID",
-              *(["pareto"] if two else []), *searched]
+              *(["pareto"] if two else []), *(["copies"] if pbt else []), *searched]
     collapsed = lambda row, key, at_best: row.metrics.get(key if row.status == Status.COLLAPSED  # noqa: E731
                                                           else at_best)
     lines = [header]
@@ -71,11 +72,19 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
                  fmt(collapsed(row, "collapse", "collapse_at_best")),
                  fmt(collapsed(row, "kid", "kid_best"), ".4f"),
                  *(["*" if row.pareto else ""] if two else []),
+                 *([_copies(row.metrics)] if pbt else []),
                  *[fmt(row.params.get(k), ".3g") if isinstance(row.params.get(k), float)
                    else str(row.params.get(k, "-")) for k in searched]]
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+
+
+def _copies(metrics: dict) -> str:
+    """A PBT member's copies: "2, last 00001@400" (copies in its weights' lineage, and the
+    member's own last one; its settings in the table are the current ones)."""
+    count = int(metrics.get("exploits") or 0)
+    return f"{count}, last {metrics.get('copied')}" if count else "0"
 
 
 def outcome_lines(outcome: SearchOutcome, config: SearchConfig, summary: Path) -> list[str]:
@@ -91,7 +100,10 @@ def outcome_lines(outcome: SearchOutcome, config: SearchConfig, summary: Path) -
     if config.spec.baseline is not None:
         line = versus_baseline(outcome, config.spec.baseline.name, config.iters)
         lines.append(line or "the baseline trial did not run (interrupted before it started)")
-    if not outcome.interrupted:
+    if config.strategy == Strategy.PBT:
+        lines.append("what mattered: no importances for pbt (members change their settings "
+                     "while they train); the winner's schedule is in pbt_schedule.png")
+    elif not outcome.interrupted:
         lines.append(analysis.top_line(outcome.importances))
     best = outcome.best
     if best is not None and best.checkpoint:

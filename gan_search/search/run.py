@@ -176,7 +176,17 @@ def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resum
 
 def _what_mattered(config: SearchConfig, outcome: SearchOutcome,
                    log: Callable[[str], None]) -> None:
-    """Optuna's importances and plots of the study (saved with Tune's state)."""
+    """Optuna's importances and plots of the study (saved with Tune's state); for PBT, the
+    plot of the winner's schedule (a PBT search has no study: Optuna only proposed its
+    starting population)."""
+    if config.strategy == Strategy.PBT:
+        winner = outcome.confirmation[0] if outcome.confirmation else None
+        row = outcome.best if winner is None else next(
+            (r for r in outcome.rows if r.trial_id == winner.trial_id), None)
+        if row is not None:
+            outcome.plots = analysis.save_schedule_plot(
+                row.trial_id, row.metrics, config.iters, summary_dir(config) / "analysis")
+        return
     try:
         outcome.study = analysis.load_study(outcome.path)
     except (RuntimeError, OSError, ValueError) as err:

@@ -6,8 +6,9 @@
   store, and to the tracker, which records it on every child run.
 - ``TrialSettings``: one trial's own part, read from the config dict Tune gives the trial
   (Tune and Optuna need a plain dict there): a search trial's config *is* its sampled
-  values; a confirmation trial's is ``{"confirm": {"of", "baseline", "settings"}}``. Its
-  ``role`` says which, and the baseline is recognised by its values.
+  values; a confirmation trial's is ``{"confirm": {"of", "baseline", "settings"}}`` (and
+  ``"schedule"`` when it replays a PBT member's). Its ``role`` says which, and the baseline
+  is recognised by its values.
 
 Standard library and the core only: the trainable, the tuning and the tracker all import it.
 """
@@ -49,36 +50,63 @@ class TrialSettings:
     role: Role = Role.SEARCH
     confirm_of: str | None = None  # a confirmation: the search trial it retrains
     of_baseline: bool = False  # a confirmation of the baseline's configuration
+    # a replayed PBT schedule: ({"step": s, "values": {...}}, ...), the first at step 0; the
+    # values (``TRAINING_SETTINGS``) of an entry are in effect from its step to the next's
+    schedule: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, config: Mapping[str, Any],
-           baseline: Mapping[str, Any] | None = None) -> "TrialSettings":
-        """Read Tune's config dict of a trial (``baseline``: the space's baseline point)."""
+    def of(cls, config: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+           population: bool = False) -> "TrialSettings":
+        """Read Tune's config dict of a trial (``baseline``: the space's baseline point;
+        ``population``: the search is PBT, its trials are members)."""
         if CONFIRM_KEY in config:
             plan = config[CONFIRM_KEY]
             return cls(dict(plan["settings"]), Role.CONFIRM, str(plan["of"]),
-                       bool(plan.get("baseline")))
+                       bool(plan.get("baseline")), tuple(plan.get("schedule") or ()))
         values = dict(config)
-        is_baseline = baseline is not None and same_config(values, baseline)
-        return cls(values, Role.BASELINE if is_baseline else Role.SEARCH)
+        if baseline is not None and same_config(values, baseline):
+            return cls(values, Role.BASELINE)
+        return cls(values, Role.MEMBER if population else Role.SEARCH)
 
     def run_name(self, trial_id: str) -> str:
         """What the trial's run is called in MLflow, its role first: ``trial_<id>`` (the
-        sampler's), ``baseline_<id>``, ``confirm_<id of the search trial>_seed<seed>`` (or
-        ``confirm_baseline_...``): a list of runs says what each one is."""
+        sampler's), ``member_<id>`` (PBT's), ``baseline_<id>``, ``confirm_<id of the search
+        trial>_seed<seed>`` (or ``confirm_baseline_...``; ``replay_<id>_seed<seed>`` for a
+        PBT schedule): a list of runs says what each one is."""
         if self.role == Role.CONFIRM:
             of = f"baseline_{self.confirm_of}" if self.of_baseline else self.confirm_of
-            return f"confirm_{of}_seed{self.values.get('seed')}"
-        return f"{'baseline' if self.role == Role.BASELINE else 'trial'}_{trial_id}"
+            kind = "replay" if self.schedule else "confirm"
+            return f"{kind}_{of}_seed{self.values.get('seed')}"
+        prefix = {Role.BASELINE: "baseline", Role.MEMBER: "member"}.get(self.role, "trial")
+        return f"{prefix}_{trial_id}"
 
     def train_config(self, shared: SharedSettings) -> TrainConfig:
-        """The trial's whole TrainConfig: the shared base, then its own values."""
-        return TrainConfig.from_dict({**shared.base, **self.values}, source="trial")
+        """The trial's whole TrainConfig: the shared base, then its own values (for a
+        replayed schedule, its values at step 0)."""
+        return TrainConfig.from_dict({**shared.base, **self.values, **self.values_at(0)},
+                                     source="trial")
+
+    def values_at(self, step: int) -> dict[str, Any]:
+        """The schedule's values in effect at ``step`` ({} without a schedule)."""
+        current: dict[str, Any] = {}
+        for entry in self.schedule:
+            if entry["step"] <= step:
+                current.update(entry["values"])
+        return current
+
+    def next_change(self, step: int) -> int | None:
+        """The first step after ``step`` at which the schedule changes a value."""
+        return next((int(e["step"]) for e in self.schedule if e["step"] > step), None)
 
 
-def confirm_config(of: str, baseline: bool, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The Tune config of a confirmation trial (a grid value under ``CONFIRM_KEY``)."""
-    return {"of": of, "baseline": baseline, "settings": dict(settings)}
+def confirm_config(of: str, baseline: bool, settings: Mapping[str, Any],
+                   schedule: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The Tune config of a confirmation trial (a grid value under ``CONFIRM_KEY``); with a
+    PBT member's ``schedule``, the trial replays it."""
+    plan = {"of": of, "baseline": baseline, "settings": dict(settings)}
+    if schedule:
+        plan["schedule"] = [dict(entry) for entry in schedule]
+    return plan
 
 
 def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

@@ -13,6 +13,14 @@ What the search sees (``score`` and, for two objectives, ``score_collapse``):
   evaluations in a row), the values of the evaluation that declared it, so that
   Optuna learns the region ends badly; the collapse stopper ends the trial there;
 - a diverged trial (non-finite losses) reports the worst scores (``core.vocabulary.WORST``) and ends.
+
+Settings that change while a trial trains (``TRAINING_SETTINGS``):
+- a PBT member that Ray made copy a better member gets that member's checkpoint with its
+  own, perturbed, config: the trainer keeps the config's settings (not the checkpoint's),
+  and the record notes the copy (``lineage``) and the new values (``schedule``);
+- a confirmation trial that replays a PBT member's schedule changes its settings at the
+  schedule's steps (between evaluations where need be).
+Every result carries the settings in effect (``setting_<name>``) and the schedule.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import ray
 import torch
 from ray import tune
 
+from gan_search.core.config import TRAINING_SETTINGS, TrainConfig
 from gan_search.core.vocabulary import OBJECTIVES, WORST, Objective, Status
 from gan_search.engine.metrics import Evaluator
 from gan_search.engine.trainer import GANTrainer
@@ -89,49 +98,76 @@ def trial_device(settings: SharedSettings) -> str:
 
 def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_state: dict,
                       settings: SharedSettings, board: Any = None) -> None:
-    trial_config = TrialSettings.of(config).train_config(settings)
+    trial = TrialSettings.of(config)
+    trial_config = trial.train_config(settings)
     torch.set_num_threads(max(1, int(settings.cpu)))
     trainer = GANTrainer(trial_config, images, device=trial_device(settings))
     evaluator = Evaluator.from_state(evaluator_state, device=trainer.device)
-    progress = new_progress()
+    me = tune.get_context().get_trial_id() or "trial"
+    progress = new_progress(me, trainer.config, trial.schedule)
 
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:  # resumed: restore the trainer and the best-so-far record
+    if checkpoint is not None:  # resumed, retried, or a PBT member given a better one's
         with checkpoint.as_directory() as folder:
-            trainer.load_checkpoint(Path(folder) / TRAINER_FILE)
+            trainer.load_checkpoint(Path(folder) / TRAINER_FILE)  # keeps this trial's settings
             progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
+        note_exploit(progress, me, trainer)
 
     resumed_from = trainer.step  # > 0 when Tune restored this trial (resume, lost node)
     every = trial_config.eval_every
     poster = _Poster(board, trial_config.iters, trainer.step)
-    while trainer.step < trial_config.iters:
-        target = min(trial_config.iters, (trainer.step // every + 1) * every)
-        outcome = trainer.train(target, sync_every=min(25, every), on_sync=poster)
-        losses = outcome.history[-1] if outcome.history else {}
-        if outcome.status == Status.DIVERGED:
-            tune.report({"status": Status.DIVERGED, "step": trainer.step, "message": outcome.message,
-                         **ended_scores(settings)})
+    while True:
+        if trainer.step < trial_config.iters:
+            _follow_schedule(trial, trainer)
+            target = min(trial_config.iters, (trainer.step // every + 1) * every,
+                         trial.next_change(trainer.step) or trial_config.iters)
+            outcome = trainer.train(target, sync_every=min(25, every), on_sync=poster)
+            if outcome.status == Status.DIVERGED:
+                tune.report({"status": Status.DIVERGED, "step": trainer.step,
+                             "message": outcome.message, **ended_scores(settings)})
+                return
+            if trainer.step % every and trainer.step < trial_config.iters:
+                continue  # a scheduled change between evaluations
+            losses = outcome.history[-1] if outcome.history else {}
+        else:  # a PBT member given a finished member's checkpoint: evaluate it once
+            losses = {}
+        poster.fid = _evaluate_and_report(trainer, evaluator, progress, losses, settings,
+                                          resumed_from)
+        if trainer.step >= trial_config.iters:
             return
-        scores = evaluator.score(trainer.sample(evaluator.n))
-        poster.fid = float(scores["fid_lite"])
-        metrics = _progress_metrics(scores, progress, trainer.step, settings)
-        metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
-                        "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
-        metrics.update(_trained_as(trainer))
-        metrics.update(trainer.skip_shares())  # loss balancing: how often each side skipped
-        metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
-        metrics["gpu_share"] = settings.gpu  # what Ray placed it with
-        metrics["resumed_from_step"] = resumed_from
-        metrics["status"] = (Status.COLLAPSED if metrics["collapsed"] else Status.FINISHED
-                             if trainer.step >= trial_config.iters else Status.RUNNING)
-        with tempfile.TemporaryDirectory() as folder:
-            trainer.save_checkpoint(Path(folder) / TRAINER_FILE)
-            trainer.save_generator(Path(folder) / GENERATOR_FILE)
-            trainer.save_grid(Path(folder) / GRID_FILE)
-            (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        # a collapsed trial is ended by the collapse stopper (tuning.CollapseStopper) at this
+        # a collapsed trial is ended by the collapse stopper (tuning.CollapseStopper) at its
         # report: Tune stops the function before it trains another interval
+
+
+def _evaluate_and_report(trainer: GANTrainer, evaluator: Evaluator, progress: dict,
+                         losses: dict, settings: SharedSettings, resumed_from: int) -> float:
+    """Score N samples, report every metric with a checkpoint; the FID-lite."""
+    scores = evaluator.score(trainer.sample(evaluator.n))
+    metrics = _progress_metrics(scores, progress, trainer.step, settings)
+    metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
+                    "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})
+    metrics.update(_trained_as(trainer))
+    metrics.update(trainer.skip_shares())  # loss balancing: how often each side skipped
+    metrics.update(schedule_metrics(progress, trainer.config))
+    metrics["node_id"] = ray.get_runtime_context().get_node_id()  # where it ran (clusters)
+    metrics["gpu_share"] = settings.gpu  # what Ray placed it with
+    metrics["resumed_from_step"] = resumed_from
+    metrics["status"] = (Status.COLLAPSED if metrics["collapsed"] else Status.FINISHED
+                         if trainer.step >= trainer.config.iters else Status.RUNNING)
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.save_checkpoint(Path(folder) / TRAINER_FILE)
+        trainer.save_generator(Path(folder) / GENERATOR_FILE)
+        trainer.save_grid(Path(folder) / GRID_FILE)
+        (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+    return float(scores["fid_lite"])
+
+
+def _follow_schedule(trial: TrialSettings, trainer: GANTrainer) -> None:
+    """A replayed PBT schedule: the values in effect at the trainer's step."""
+    values = trial.values_at(trainer.step)
+    if any(getattr(trainer.config, k) != v for k, v in values.items()):
+        trainer.retune(values)
 
 
 class _Poster:
@@ -173,10 +209,52 @@ def _trained_as(trainer: GANTrainer) -> dict[str, Any]:
             "device": device}
 
 
-def new_progress() -> dict:
-    """A trial's best-so-far record (saved with every checkpoint)."""
+def new_progress(member: str = "", config: TrainConfig | None = None,
+                 schedule: tuple = ()) -> dict:
+    """A trial's record, saved with every checkpoint: its best so far, its collapse streak,
+    and the settings it trained with: ``schedule`` (the values of ``TRAINING_SETTINGS`` from
+    step 0 on, each entry in effect from its step) and ``lineage`` (each time, as a PBT
+    member, it took another member's checkpoint: from whom, at which step, the new values).
+    ``member``: the trial whose weights these are."""
+    start = [{"step": 0, "values": training_values(config)}] if config is not None else []
     return {"best": {name: math.inf for name in OBJECTIVES}, "best_step": 0,
-            "collapse_at_best": 1.0, "streak": 0}
+            "collapse_at_best": 1.0, "streak": 0, "member": member,
+            "schedule": [dict(e) for e in schedule] or start, "lineage": []}
+
+
+def training_values(config: TrainConfig) -> dict[str, Any]:
+    return {name: getattr(config, name) for name in TRAINING_SETTINGS}
+
+
+def note_exploit(progress: dict, me: str, trainer: GANTrainer) -> None:
+    """A checkpoint of another trial: PBT made this member copy it (Ray's exploit) and
+    perturbed this member's settings (in ``trainer.config`` already). The copied schedule
+    goes on with the new values from this step, the lineage says from whom; the best-so-far
+    starts again, since this member's earlier evaluations were of other weights."""
+    owner = progress.get("member") or me  # older checkpoints carry no owner: this trial's
+    if owner == me:
+        return
+    values = training_values(trainer.config)
+    progress.setdefault("schedule", []).append({"step": trainer.step, "values": values})
+    progress.setdefault("lineage", []).append({"member": me, "from": owner,
+                                               "step": trainer.step, "values": values})
+    progress.update(best={name: math.inf for name in OBJECTIVES}, best_step=0,
+                    collapse_at_best=1.0, member=me)
+
+
+def schedule_metrics(progress: dict, config: TrainConfig) -> dict[str, Any]:
+    """The settings in effect now (``setting_<name>``); ``exploits``: how many copies the
+    lineage of this member's weights holds; ``copied``: this member's last copy as
+    ``<from>@<step>`` (the lineage's last entry is always the member's own last copy), "" if
+    it never copied; the schedule and lineage as JSON."""
+    lineage = progress.get("lineage", [])
+    last = lineage[-1] if lineage else None
+    metrics: dict[str, Any] = {f"setting_{k}": v for k, v in training_values(config).items()}
+    metrics.update(exploits=len(lineage), exploited_from=last["from"] if last else "",
+                   copied=f"{last['from']}@{last['step']}" if last else "",
+                   schedule=json.dumps(progress.get("schedule", [])),
+                   lineage=json.dumps(lineage))
+    return metrics
 
 
 def _progress_metrics(scores: dict, progress: dict, step: int,

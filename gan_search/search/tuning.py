@@ -7,18 +7,28 @@ bound + 1, which OptunaSearch turns back into Optuna's inclusive bound) -> Optun
 (TPE, GP or random, by the strategy; one objective or two for a Pareto front; the baseline
 evaluated first; a trial ASHA stopped told to Optuna as pruned: searcher.py) + ASHA on the
 first objective + the collapse stopper -> trials with their resources.
+
+``pbt``: a population (the baseline, then configurations Optuna's QMC sampler spreads over
+the space, handed to Tune as ``points_to_evaluate`` of a BasicVariantGenerator: Ray refuses
+PBT with a SearchGenerator such as OptunaSearch) under Ray Tune's PopulationBasedTraining,
+which ranks members by their current FID-lite every ``perturbation_interval`` evaluations;
+a member of the worst quarter copies one of the best quarter and perturbs the searched
+settings that can change while training; the baseline member is never replaced.
+PBT's own choices use Python's ``random`` (Ray's implementation): they are not seeded.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from ray import tune
 from ray.tune import Stopper
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, PopulationBasedTraining,
+                                 TrialScheduler)
 
-from gan_search.core.config import SearchConfig
+from gan_search.core.config import TRAINING_SETTINGS, SearchConfig
 from gan_search.core.space import Param
 from gan_search.core.vocabulary import Sampler, Scheduler, Strategy
 from gan_search.search.settings import CONFIRM_KEY, same_config
@@ -111,12 +121,14 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _run_config(name: str, storage: str, callbacks: list) -> Any:
+def _run_config(name: str, storage: str, callbacks: list, keep: int = 1) -> Any:
+    """``keep``: best checkpoints kept per trial, besides the latest (PBT wants 3 or more:
+    a member copies another's latest while newer ones arrive)."""
     return tune.RunConfig(
         name=name, storage_path=storage, verbose=0, stop=CollapseStopper(), callbacks=callbacks,
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute="fid_lite",
-            checkpoint_score_order="min"),  # the best one (plus the latest, for resume)
+            num_to_keep=keep, checkpoint_score_attribute="fid_lite",
+            checkpoint_score_order="min"),  # the best ones (plus the latest, for resume)
         # a trial whose node dies is retried from its latest checkpoint (3 times at most);
         # a trial's own errors are reported by the trial and never reach this
         failure_config=tune.FailureConfig(max_failures=3))
@@ -124,8 +136,11 @@ def _run_config(name: str, storage: str, callbacks: list) -> Any:
 
 def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: list) -> Any:
     """The search: OptunaSearch (the baseline first; stopped trials told as pruned), ASHA,
-    the collapse stopper."""
+    the collapse stopper; or, for the ``pbt`` strategy, PBT over a population."""
     import optuna
+
+    if Strategy(config.strategy) == Strategy.PBT:
+        return pbt_tuner(config, trainable, storage, callbacks)
 
     from gan_search.search.searcher import PrunedAwareOptunaSearch
 
@@ -144,6 +159,107 @@ def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: 
                                     max_concurrent_trials=config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=trial_dirname),
         run_config=_run_config(config.name, storage, callbacks))
+
+
+class BaselinePBT(PopulationBasedTraining):
+    """Ray Tune's PBT whose baseline member is never replaced: it trains its configuration
+    unchanged for the whole budget (the reference the population must beat), while other
+    members may copy it. When the baseline ranks among the worst, the next worst member
+    takes its place there. (Overrides PBT's ``_quantiles``, Ray 2.60.)"""
+
+    def __init__(self, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.baseline = baseline
+
+    def _quantiles(self) -> tuple[list, list]:
+        lower, upper = super()._quantiles()
+        if not any(self._is_baseline(t) for t in lower):
+            return lower, upper
+        ranked = sorted((t for t, state in self._trial_state.items()
+                         if state.last_score is not None and not math.isnan(state.last_score)
+                         and not t.is_finished()),
+                        key=lambda t: self._trial_state[t].last_score)  # worst first
+        spare = [t for t in ranked if t not in lower and t not in upper and not self._is_baseline(t)]
+        return [t for t in lower if not self._is_baseline(t)] + spare[:1], upper
+
+    def _is_baseline(self, trial: Any) -> bool:
+        return self.baseline is not None and same_config(dict(trial.config), self.baseline)
+
+
+class ClipToSpace:
+    """PBT's explore step multiplies a float by 0.8 or 1.2: the result is clipped back into
+    the space's bounds (a beta1 of 0.9 * 1.2 would be no setting at all)."""
+
+    def __init__(self, bounds: dict[str, tuple[float, float]]) -> None:
+        self.bounds = bounds
+
+    def __call__(self, config: dict) -> dict:
+        for name, (low, high) in self.bounds.items():
+            config[name] = min(high, max(low, config[name]))
+        return config
+
+
+def mutations(params: dict[str, Param]) -> dict[str, Any]:
+    """What PBT may change in a member while it trains: the searched settings among
+    ``TRAINING_SETTINGS`` (choices and integers step to a neighbouring value or are drawn
+    again; floats are multiplied by 0.8 or 1.2, or drawn again)."""
+    space = tune_space(params)
+    out: dict[str, Any] = {}
+    for name in TRAINING_SETTINGS:
+        p = params.get(name)
+        if p is None:
+            continue
+        out[name] = list(p.values) if p.kind == "choice" else \
+            list(range(p.low, p.high + 1)) if p.kind == "int" else space[name]
+    return out
+
+
+def population(config: SearchConfig) -> list[dict[str, Any]]:
+    """PBT's starting members: the baseline, then configurations Optuna's QMC (scrambled
+    Sobol) sampler spreads over the space, seeded by the search's seed."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    distributions = OptunaSearch.convert_search_space(tune_space(config.searched))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.QMCSampler(seed=config.seed, scramble=True)
+    study = optuna.create_study(sampler=sampler)
+    members = [config.baseline_point()] if config.baseline_point() else []
+    while len(members) < config.trials:
+        trial = study.ask(distributions)
+        study.tell(trial, 0.0)  # QMC takes its space from a finished trial
+        members.append(dict(trial.params))
+    return members
+
+
+def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: list) -> Any:
+    """PBT over the population (every member trains the whole budget): at every
+    ``perturbation_interval`` evaluations a member in the worst quarter by its current
+    FID-lite copies one of the best quarter (weights and settings) and perturbs the
+    settings that can change while training; the baseline member is never replaced."""
+    from ray.tune.search import BasicVariantGenerator
+
+    every = config.eval_every * config.spec.scheduler.perturbation_interval
+    changing = mutations(config.searched)
+    bounds = {n: (config.searched[n].low, config.searched[n].high) for n, d in changing.items()
+              if not isinstance(d, list)}
+    scheduler = BaselinePBT(
+        baseline=config.baseline_point(), time_attr="step", metric="fid_lite", mode="min",
+        perturbation_interval=every, hyperparam_mutations=changing, quantile_fraction=0.25,
+        resample_probability=0.25, custom_explore_fn=ClipToSpace(bounds),
+        require_attrs=False)  # a failed member reports no FID-lite: PBT passes it by
+    members = population(config)
+    return tune.Tuner(
+        trainable,
+        param_space=tune_space(config.searched),
+        tune_config=tune.TuneConfig(
+            search_alg=BasicVariantGenerator(points_to_evaluate=members),
+            scheduler=scheduler, num_samples=len(members),
+            max_concurrent_trials=config.concurrency, reuse_actors=True,
+            trial_dirname_creator=trial_dirname),
+        run_config=_run_config(config.name, storage, callbacks, keep=3))
 
 
 def confirm_tuner(config: SearchConfig, trainable: Any, search_path: str, callbacks: list,

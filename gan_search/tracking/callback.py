@@ -13,23 +13,28 @@ No callback raises: Tune always registers its checkpoints.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ray.tune import Callback
 
+from gan_search.core.config import TRAINING_SETTINGS
 from gan_search.core.vocabulary import Status
 from gan_search.search.restore import Restorable
 from gan_search.search.results import GRID_FILE, SearchOutcome, checkpoint_uri, trial_status
 from gan_search.tracking.checkpoints import best_checkpoint, read_file
 from gan_search.tracking.ledger import Ledger
 from gan_search.tracking.recorder import Recorder
-from gan_search.tracking.tags import NODE_TAG
+from gan_search.tracking.tags import LINEAGE_TAG, NODE_TAG
 from gan_search.tracking.writer import Writer
 
 METRICS = ("fid_lite", "kid", "collapse", "coverage", "precision", "recall", "density", "ndb_k",
            "classes_found", "class_kl", "fid_lite_best", "best_step", "collapse_at_best",
-           "kid_best", "score", "loss_d", "loss_g", "d_real", "d_fake", "skipped_d", "skipped_g")
+           "kid_best", "score", "loss_d", "loss_g", "d_real", "d_fake", "skipped_d", "skipped_g",
+           # the settings in effect (a PBT member's change), and how often it copied another
+           *(f"setting_{name}" for name in TRAINING_SETTINGS), "exploits")
+LINEAGE_CHARS = 5000  # a lineage tag keeps its last copies within this many characters
 
 
 class MlflowTracker(Callback, Restorable):
@@ -45,6 +50,7 @@ class MlflowTracker(Callback, Restorable):
         space_file: the space YAML, logged as an artifact of the parent.
         folder: the search's folder (records MLflow did not take are kept there).
         baseline: the baseline's point of the searched space (its trial is tagged so).
+        population: a PBT search (its trials are members; each copy is in a lineage tag).
     """
 
     # the driver's own parts: a resumed search hands the fresh tracker's to the restored one
@@ -53,10 +59,10 @@ class MlflowTracker(Callback, Restorable):
     def __init__(self, runs_dir: str, tracking_uri: str | None, experiment: str,
                  search_name: str, params: dict[str, Any], base: Mapping[str, Any],
                  space_file: str, folder: str | Path,
-                 baseline: Mapping[str, Any] | None = None,
+                 baseline: Mapping[str, Any] | None = None, population: bool = False,
                  log: Callable[[str], None] = print) -> None:
         self.search_name = search_name
-        self.ledger = Ledger(folder, search_name, base, baseline)
+        self.ledger = Ledger(folder, search_name, base, baseline, population)
         self.recorder = Recorder(runs_dir, tracking_uri, experiment, params, space_file, log)
         self.writer = Writer(self._sync, self._due)
         self.log = log
@@ -126,15 +132,23 @@ class MlflowTracker(Callback, Restorable):
         step, node = int(result.get("step", 0)), result.get("node_id")
         values = {k: float(result[k]) for k in METRICS if isinstance(result.get(k), (int, float))
                   and not isinstance(result.get(k), bool)}
+        lineage = lineage_tag(result.get("lineage"))
+        copied = str(result.get("copied") or "")
 
         def change() -> None:
             record = self.ledger.record(trial_id, config)
+            if copied != getattr(record, "copied", ""):  # a PBT member took another's
+                record.copied = copied  # checkpoint: its steps go on from that one's
+                record.last_step = record.last_grid = -1
             if values and step > record.last_step:  # not a step a retried trial repeats
                 record.metrics[step], record.last_step = values, step
-            if node and self.ledger.nodes.get(trial_id) != node:
+            tags = {NODE_TAG: node, LINEAGE_TAG: lineage}
+            for key, value in tags.items():
+                if value and record.tags.get(key) != value:
+                    record.tags[key] = value
+                    record.started = False  # write the tags again (params are the same)
+            if node:
                 self.ledger.nodes[trial_id] = node
-                record.tags[NODE_TAG] = node
-                record.started = False  # write the tags again (params are the same)
         self.writer.post(change)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):  # noqa: ANN001
@@ -179,6 +193,18 @@ class MlflowTracker(Callback, Restorable):
             record = self.ledger.record(trial_id, config)
             record.status, record.message, record.checkpoint = status, message, checkpoint
         self.writer.post(change)
+
+
+def lineage_tag(lineage: str | None) -> str | None:
+    """A PBT member's copies as its tag's value (JSON): the last ones that fit MLflow's
+    limit; None when it never copied another."""
+    try:
+        copies = json.loads(lineage or "[]")
+    except ValueError:
+        return None
+    while copies and len(json.dumps(copies)) > LINEAGE_CHARS:
+        copies = copies[1:]
+    return json.dumps(copies) if copies else None
 
 
 def parent_summary(outcome: SearchOutcome,

@@ -37,6 +37,7 @@ class TrialRecord:
     # (its node was lost) reports those steps again, and MLflow must hold each once
     last_step: int = -1
     last_grid: int = -1
+    copied: str = ""  # a PBT member's last copy of another seen (its steps may then repeat)
     status: str | None = None
     message: str | None = None
     checkpoint: str | None = None  # the best checkpoint (URI), for checkpoint/generator.pt
@@ -57,12 +58,14 @@ class Ledger:
         search: the search's name (a tag of every run).
         base: the settings every trial shares (recorded as each child's parameters).
         baseline: the space's baseline point (its trial is tagged ``baseline``).
+        population: a PBT search (its other trials are tagged ``member``).
     """
 
     def __init__(self, folder: str | Path, search: str, base: Mapping[str, Any],
-                 baseline: Mapping[str, Any] | None = None) -> None:
+                 baseline: Mapping[str, Any] | None = None, population: bool = False) -> None:
         self.folder = Path(folder) / "mlflow_pending"
         self.search, self.base, self.baseline = search, dict(base), baseline
+        self.population = population
         self.records: dict[str, TrialRecord] = {}
         self.nodes: dict[str, str] = {}  # the Ray node each trial last reported from
         self.parent_id: str | None = None
@@ -71,7 +74,7 @@ class Ledger:
     def record(self, trial_id: str, config: Mapping[str, Any]) -> TrialRecord:
         """The entry of a trial (made at its first event), from Tune's config of it."""
         if trial_id not in self.records:
-            trial = TrialSettings.of(config, self.baseline)
+            trial = TrialSettings.of(config, self.baseline, getattr(self, "population", False))
             tags = {TRIAL_TAG: trial_id, SEARCH_TAG: self.search,
                     STATUS_TAG: Status.RUNNING, ROLE_TAG: trial.role}
             if trial.role == Role.CONFIRM:

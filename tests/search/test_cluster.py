@@ -111,36 +111,42 @@ def _watch_doomed_node():
     return WatchDoomedNode()
 
 
-def test_a_search_spreads_over_the_workers_and_survives_losing_one(cluster, tmp_path):
-    """The head offers no CPU and each worker one: two trials at a time run one on each
-    worker. Once a trial on one worker has a checkpoint past step 40 that worker is pulled:
-    FailureConfig(max_failures=3) retries its trial from its latest checkpoint on the node
-    still up, and MLflow holds every trial once, every evaluation once."""
+def run_losing_a_worker(ray_cluster, workers, config):
+    """Run a search; once a trial on the first worker has a checkpoint past step 40, pull
+    that worker. Afterwards the module's cluster is made whole again."""
     from gan_search.app import run_search
 
-    ray_cluster, workers = cluster
     doomed = workers[0]
     DOOMED["node_id"] = doomed.node_id
-    checkpointed = CHECKPOINTED
-    checkpointed.clear()
+    CHECKPOINTED.clear()
     REPORTED_FROM.clear()
     removed = threading.Event()
 
     def remove_the_node():
-        # once a trial on the doomed worker has a checkpoint past step 40, pull the plug
-        if checkpointed.wait(timeout=180):
+        if CHECKPOINTED.wait(timeout=180):
             ray_cluster.remove_node(doomed, allow_graceful=False)
             removed.set()
 
     killer = threading.Thread(target=remove_the_node, daemon=True)
     killer.start()
-    outcome = run_search(search(tmp_path, "fault", trials=4, iters=120, eval_every=20),
-                         log=print, callbacks=[_watch_doomed_node()])
+    outcome = run_search(config, log=print, callbacks=[_watch_doomed_node()])
     killer.join(timeout=5)
     assert removed.is_set()
     assert REPORTED_FROM == {w.node_id for w in workers}  # both workers, never the head
-    workers[0] = ray_cluster.add_node(num_cpus=1)  # the module's cluster is whole again
+    workers[0] = ray_cluster.add_node(num_cpus=1)
     ray_cluster.wait_for_nodes()
+    return outcome
+
+
+def test_a_search_spreads_over_the_workers_and_survives_losing_one(cluster, tmp_path):
+    """The head offers no CPU and each worker one: two trials at a time run one on each
+    worker. Once a trial on one worker has a checkpoint past step 40 that worker is pulled:
+    FailureConfig(max_failures=3) retries its trial from its latest checkpoint on the node
+    still up, and MLflow holds every trial once, every evaluation once."""
+    ray_cluster, workers = cluster
+    doomed = workers[0]
+    outcome = run_losing_a_worker(ray_cluster, workers, search(
+        tmp_path, "fault", trials=4, iters=120, eval_every=20))
     print([(r.trial_id, r.status, r.metrics.get("resumed_from_step")) for r in outcome.rows])
     assert len(outcome.rows) == 4 and len({r.trial_id for r in outcome.rows}) == 4
     assert all(r.status == "finished" for r in outcome.rows), [(r.status, r.error) for r in outcome.rows]
@@ -155,6 +161,23 @@ def test_a_search_spreads_over_the_workers_and_survives_losing_one(cluster, tmp_
     for child in children:  # no evaluation step logged twice, none missing
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "fid_lite")]
         assert sorted(steps) == list(range(20, 121, 20)), steps
+
+
+def test_a_pbt_search_survives_losing_a_worker(cluster, tmp_path):
+    """PBT with a worker pulled mid-search: the member there is retried from its latest
+    checkpoint (its own or one it copied) on the worker still up; the population stays the
+    four members it was and every one trains to the end."""
+    ray_cluster, workers = cluster
+    doomed = workers[0].node_id
+    outcome = run_losing_a_worker(ray_cluster, workers, search(
+        tmp_path, "fault-pbt", trials=4, iters=120, eval_every=20, strategy="pbt"))
+    assert len({r.trial_id for r in outcome.rows}) == len(outcome.rows) == 4
+    assert all(r.status == "finished" and r.metrics["step"] == 120 for r in outcome.rows), \
+        [(r.status, r.error) for r in outcome.rows]
+    assert all(r.metrics["node_id"] != doomed for r in outcome.rows)
+    _, _, children = search_runs(str(tmp_path), "fault-pbt")
+    assert sorted(c.data.tags["gan_search.trial_id"] for c in children) == \
+        sorted(r.trial_id for r in outcome.rows)
 
 
 def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster, tmp_path):

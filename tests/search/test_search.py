@@ -9,7 +9,7 @@ import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from helpers import cli, search_runs, tiny_space, write_space
+from helpers import cli, interrupt, search_runs, tiny_space, write_space
 from gan_search.core.config import search_config
 from gan_search.core.errors import ConfigError
 from gan_search.search.report import leaderboard
@@ -246,24 +246,6 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
     for run in runs:
         assert run.info.status == "FAILED" and run.data.tags[STATUS_TAG] == "diverged"
         assert "non-finite loss" in run.data.tags[MESSAGE_TAG]
-
-
-def interrupt(command, when):
-    """Run the CLI and send it Ctrl-C (SIGINT) at the first output line that ``when`` accepts."""
-    import signal
-    import subprocess
-    import time
-
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline, seen = time.monotonic() + 240, []
-    for line in proc.stdout:
-        seen.append(line)
-        if when(line, seen) or time.monotonic() > deadline:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, "".join(seen) + rest
-    return "".join(seen) + rest
 
 
 def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):

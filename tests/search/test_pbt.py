@@ -1,0 +1,175 @@
+"""Population-based training (``--strategy pbt``): a real local Ray Tune PBT search, its
+members copying better members' checkpoints and training on with perturbed settings, the
+winner's schedule replayed in the confirmation, and what MLflow shows of it."""
+
+import json
+import math
+
+from ray.tune import Callback
+
+from helpers import search_runs, tiny_space, write_space
+from gan_search.app import run_search
+from gan_search.core.config import search_config
+from gan_search.search.report import leaderboard
+from gan_search.search.settings import TrialSettings
+from gan_search.search.trainable import new_progress, note_exploit
+
+PBT = tiny_space(
+    parameters={"lr_g": {"kind": "loguniform", "low": 1e-5, "high": 1e-1},
+                "lr_d": {"kind": "loguniform", "low": 1e-5, "high": 1e-1},
+                "beta1": {"kind": "uniform", "low": 0.0, "high": 0.9}},
+    budget={"trials": 4, "iters": 100, "eval_every": 20},
+    strategy="pbt", scheduler={"perturbation_interval": 1},
+    baseline={"name": "paper", "values": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5},
+              "sources": {"lr_g": "t", "lr_d": "t", "beta1": "t"}})
+
+
+class Results(Callback):
+    """Every result Tune receives, in order (what the trials reported)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.seen.append((trial.trial_id, dict(result)))
+
+
+def test_note_exploit_continues_the_copied_schedule_and_restarts_the_best_so_far():
+    class Trainer:  # what note_exploit reads: the step and the settings in effect
+        step = 40
+        config = search_config(write_space(PBT, __import__("tempfile").mkdtemp()),
+                               name="x").trial_config({"lr_g": 1e-3, "lr_d": 2e-3, "beta1": 0.2})
+
+    donor = new_progress("a", Trainer.config)
+    donor["best"]["fid_lite"], donor["best_step"] = 12.0, 40
+    note_exploit(donor, "a", Trainer)  # its own checkpoint (resume, retry): nothing changes
+    assert donor["lineage"] == [] and len(donor["schedule"]) == 1
+    note_exploit(donor, "b", Trainer)  # b copied a's checkpoint at step 40
+    assert donor["member"] == "b" and donor["best"]["fid_lite"] == math.inf
+    assert donor["lineage"] == [{"member": "b", "from": "a", "step": 40,
+                                 "values": donor["schedule"][1]["values"]}]
+    assert donor["schedule"][1]["step"] == 40 and donor["schedule"][1]["values"]["lr_g"] == 1e-3
+
+
+def test_a_schedule_gives_the_values_in_effect_at_each_step():
+    trial = TrialSettings.of({"confirm": {"of": "x", "settings": {"seed": 1001}, "schedule": [
+        {"step": 0, "values": {"lr_g": 1e-3}}, {"step": 40, "values": {"lr_g": 5e-4}}]}})
+    assert trial.values_at(0) == trial.values_at(39) == {"lr_g": 1e-3}
+    assert trial.values_at(40) == {"lr_g": 5e-4}
+    assert trial.next_change(0) == 40 and trial.next_change(40) is None
+    assert trial.run_name("t") == "replay_x_seed1001"
+
+
+def test_pbt_members_copy_better_ones_train_on_with_new_settings_and_the_winner_replays(
+        tmp_path):
+    results = Results()
+    config = search_config(write_space(PBT, tmp_path, "pbt"), runs_dir=str(tmp_path),
+                           name="pbt-test", confirm=3, confirm_seeds=1)
+    lines = []
+    outcome = run_search(config, log=lines.append, callbacks=[results])
+    rows = {r.trial_id: r for r in outcome.rows}
+    assert len(rows) == 4 and all(r.status == "finished" for r in rows.values())
+    assert all(r.metrics["step"] == 100 for r in rows.values())  # every member: full length
+    baseline = outcome.baseline
+    assert baseline is not None and baseline.metrics["exploits"] == 0  # never replaced
+
+    # every copy: a member took another's checkpoint at that one's step, trained on from it
+    # with perturbed settings that its optimisers really use
+    copies = 0
+    for position, (trial_id, result) in enumerate(results.seen):
+        earlier = [r for t, r in results.seen[:position] if t == trial_id]
+        if not result.get("copied") or (earlier and earlier[-1].get("copied") == result["copied"]):
+            continue
+        copies += 1
+        entry = json.loads(result["lineage"])[-1]
+        assert entry["member"] == trial_id and entry["from"] in rows and entry["from"] != trial_id
+        assert result["resumed_from_step"] == entry["step"]  # from the copied checkpoint
+        # it trained on from there (one given a finished member's checkpoint is scored once)
+        assert result["step"] == min(entry["step"] + 20, 100)
+        assert entry["step"] in [r["step"] for t, r in results.seen[:position]
+                                 if t == entry["from"]]  # a step the donor had reported
+        assert result["opt_lr_g"] == result["setting_lr_g"] == entry["values"]["lr_g"]
+        assert result["opt_lr_d"] == entry["values"]["lr_d"]
+        assert result["opt_beta1"] == entry["values"]["beta1"]
+        donor = [r for t, r in results.seen[:position] if t == entry["from"]][-1]
+        assert any(not math.isclose(donor[f"setting_{k}"], entry["values"][k])
+                   for k in ("lr_g", "lr_d", "beta1"))  # perturbed, not just copied
+        assert 1e-5 <= entry["values"]["lr_g"] <= 1e-1 and 0 <= entry["values"]["beta1"] <= 0.9
+    assert copies >= 1 and any("copied" in line and "at step" in line for line in lines)
+
+    # the confirmation replays each confirmed member's schedule from scratch on a fresh seed
+    client, parents, children = search_runs(str(tmp_path), "pbt-test")
+    by_name = {run.info.run_name: run for run in children}
+    replayed = [c for c in outcome.confirmation if c.schedule]
+    assert replayed  # a member that copied another has a schedule with a change
+    for candidate in replayed:
+        run = by_name[f"replay_{candidate.trial_id}_seed1001"]
+        assert candidate.runs[0]["status"] == "finished"
+        trial = TrialSettings.of(next(r.params for r in outcome.confirm_rows
+                                      if r.trial_id == run.data.tags["gan_search.trial_id"]))
+        assert trial.schedule == tuple(candidate.schedule)
+        history = client.get_metric_history(run.info.run_id, "setting_lr_g")
+        assert [m.step for m in history] == [20, 40, 60, 80, 100]
+        for metric in history:  # reported at step s: the value in effect before s
+            assert metric.value == trial.values_at(metric.step - 1)["lr_g"]
+        assert len({m.value for m in history}) > 1 or len({
+            json.dumps(e["values"]) for e in candidate.schedule}) > 1
+
+    # MLflow: members say what they are, copies are tagged, the winner's schedule is plotted
+    names = sorted(run.info.run_name for run in children)
+    assert sum(n.startswith("member_") for n in names) == 3
+    assert sum(n.startswith("baseline_") for n in names) == 1
+    copied = [run for run in children if run.data.tags.get("gan_search.lineage")]
+    assert copied and all(run.data.tags["gan_search.role"] == "member" for run in copied)
+    for run in copied:
+        row = rows[run.data.tags["gan_search.trial_id"]]
+        assert json.loads(run.data.tags["gan_search.lineage"]) == json.loads(
+            row.metrics["lineage"])
+        assert run.data.metrics["exploits"] == row.metrics["exploits"]
+    parent = parents[0].info.run_id
+    plots = [a.path for a in client.list_artifacts(parent, "analysis")]
+    winner = outcome.confirmation[0]
+    assert ("analysis/pbt_schedule.png" in plots) == bool(winner.schedule)
+    board = leaderboard(outcome, sorted(config.searched)).splitlines()
+    assert board[0].split()[7] == "copies"  # the leaderboard shows each member's copies
+    for row in rows.values():
+        line = next(line for line in board[1:] if line.split()[1] == row.trial_id)
+        copies = row.metrics["exploits"]
+        assert (f"{copies}, last {row.metrics['copied']}" if copies else " 0 ") in line
+
+
+def test_ctrl_c_then_resume_of_a_pbt_search_runs_no_member_twice(tmp_path):
+    """Ctrl-C once a member has finished, then --resume: the population stays the four
+    members it was (no new trial), the finished one is not trained again, the others go on
+    from their checkpoints to the end, and the confirmation replays the winner."""
+    import sys
+    from pathlib import Path
+
+    from helpers import cli, interrupt, space_file
+
+    space = space_file({**PBT, "budget": {**PBT["budget"], "iters": 160}}, tmp_path, "pbt")
+    script = Path(sys.executable).parent / "gan-search"
+    common = ["--space", space, "--runs-dir", str(tmp_path / "runs"), "--name", "pbt-rs",
+              "--confirm", "1", "--confirm-seeds", "1"]
+    output = interrupt([str(script), "run", *common],
+                       lambda line, seen: "ended (1 finished)" in line)
+    board = tmp_path / "runs" / "tune" / "pbt-rs" / "leaderboard.json"
+    before = {t["trial_id"]: t for t in json.loads(board.read_text())["trials"]}
+    finished = {k: t for k, t in before.items() if t["status"] == "finished"}
+    assert len(before) == 4 and 1 <= len(finished) < 4, output
+
+    resumed = cli("run", *common, "--resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    summary = json.loads(board.read_text())
+    after = {t["trial_id"]: t for t in summary["trials"]}
+    assert after.keys() == before.keys()  # the same population, no member added
+    assert all(t["status"] == "finished" and t["metrics"]["step"] == 160 for t in after.values())
+    for trial_id, trial in finished.items():  # not trained again
+        assert after[trial_id]["metrics"]["time_total_s"] == trial["metrics"]["time_total_s"]
+    for trial_id, trial in before.items():  # the others went on from a checkpoint
+        if trial_id not in finished and trial["metrics"].get("step"):
+            assert after[trial_id]["metrics"]["resumed_from_step"] > 0
+    assert len(list(board.parent.glob("trial_*"))) == 4
+    assert len(summary["confirm_trials"]) == 2  # the winner (replayed) and the baseline
+    _, _, children = search_runs(str(tmp_path / "runs"), "pbt-rs")
+    assert len([c for c in children if c.data.tags["gan_search.role"] != "confirm"]) == 4
