@@ -1,29 +1,46 @@
-"""Search efficiency: TPE + ASHA against random search, and the search against the baseline.
+"""Search efficiency and the verdict at equal compute (issue 22): what each strategy
+delivers for the compute random search spends. Two spaces hard enough that configurations
+really differ (wide learning rates, widths, D steps, dropout, smoothing, batch sizes: much of
+the space collapses or learns slowly), at 16 and 32 px, on the offline `digits` data;
+compute counted in training iterations (the machine is shared and noisy).
 
-Two spaces hard enough that configurations really differ (wide learning rates, widths,
-D steps, dropout, smoothing, batch sizes: much of the space collapses or learns slowly),
-one at 16 px and one at 32 px, both on the offline `digits` data. Per seed:
+Per space size and seed, every strategy searches on the same compute:
 
-- random search (Optuna's RandomSampler, no early stopping) runs RANDOM_TRIALS full trials;
-  its final best FID-lite is the target, its total iterations the budget;
-- TPE + ASHA (the product's search) runs as many trials as fit in that budget;
-- compute to reach the target: the iterations each spent, trials counted in the order they
-  ended, until its best so far was at least as good as random search's final best
-  (goal: TPE + ASHA in a third of random's or less);
-- the baseline configuration trained once for the whole budget (what a tutorial does: one
-  hand-picked configuration, trained long) against the best configuration TPE + ASHA found
-  with the same budget spread over many short trials.
+- ``random``: random search, RANDOM_TRIALS trials of the full length; its best evaluation is
+  the target, its iterations the budget;
+- ``tpe-asha-old``: TPE + ASHA as it was (Ray's OptunaSearch, which tells Optuna a trial ASHA
+  stopped as COMPLETE with its first-rung score);
+- ``tpe-asha``: TPE + ASHA as it is (stopped trials told to Optuna as PRUNED);
+- ``pbt``: population-based training, a population of RANDOM_TRIALS members (the baseline
+  and Optuna's QMC configurations) trained to the full length, which spends the budget.
 
-Compute is counted in training iterations, not seconds: the machine is shared and noisy.
+Every evaluation is counted in the order Tune received it, with the iterations trained for
+it (a PBT member that copies another trains on from the copied step). For each strategy:
+the iterations it needed until an evaluation reached random search's target, and what it
+*delivers*: the configuration (for PBT, the schedule) of its best evaluation within the
+budget, retrained from scratch on fresh seeds at the full trial length, mean ± std of the
+best FID-lite on the held-out reference. Beside them, the baseline configuration trained
+once for the whole budget on the same fresh seeds (what a tutorial user does) and at the
+trial length.
+
+(Its first form, TPE + ASHA against random search alone with trials in the order they
+ended, wrote results/cpu-vm-efficiency.md.)
+
+    python benchmarks/efficiency.py digits-hard-16 5 verdict-16.jsonl   # seeds are logged: rerun
+                                                                     # to continue a stopped run
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+from ray.tune import Callback
 
 SPACE = {
     "data": {"source": "digits", "size": 16, "channels": 1},
@@ -58,11 +75,134 @@ SPACE = {
                      "z_dim", "kernel_size", "leaky_slope", "d_dropout", "d_steps",
                      "batch_size")}},
 }
-VARIANTS = {  # name: (image size, iterations per trial, eval every, random trials, N)
+STRATEGIES = ("random", "tpe-asha-old", "tpe-asha", "pbt")
+# name: (image size, iterations per trial, eval every, random trials, N). At 32 px, 400
+# iterations could not tell the space's configurations apart (the first rung's rank
+# correlation with the final best was 0.70 at 200 and 0.96 only from 600: rung-rank.md);
+# 1,200 iterations give each trial three evaluations past that point.
+VARIANTS = {
     "digits-hard-16": (16, 800, 200, 16, 400),
-    "digits-hard-32": (32, 400, 100, 8, 400),
+    "digits-hard-32": (32, 1200, 200, 8, 400),
 }
-QUICK = {"digits-hard-16": (16, 40, 20, 3, 100)}
+QUICK = {"digits-hard-16": (16, 40, 20, 3, 64)}
+FRESH = (1001, 1002)  # the retrains' seeds: never a search trial's
+WORST = 1.0e4  # a retrain that diverged counts as this (core.vocabulary.DIVERGED_SCORE)
+
+
+class Evaluations(Callback):
+    """Every evaluation of a search, in the order Tune received it: (trial, step, FID-lite,
+    iterations trained for it)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, float, int]] = []
+        self._last: dict[str, tuple[int, int]] = {}  # trial -> (step, restarted from)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
+        if "step" not in result:
+            return
+        step, start = int(result["step"]), int(result.get("resumed_from_step") or 0)
+        self.seen.append((trial.trial_id, step, float(result.get("fid_lite", math.inf)),
+                          trained(self._last.get(trial.trial_id), step, start)))
+        self._last[trial.trial_id] = (step, start)
+
+
+def trained(last: tuple[int, int] | None, step: int, start: int) -> int:
+    """Iterations behind an evaluation at ``step`` of a run (re)started at ``start``: since
+    the trial's previous evaluation, or since the start when it restarted (a PBT member
+    that copied another starts from the copied step)."""
+    if last is None or last[1] != start:
+        return step - start
+    return step - last[0]
+
+
+def spent(seen: list) -> int:
+    return sum(s[3] for s in seen)
+
+
+def to_reach(seen: list, target: float) -> float:
+    """Iterations trained until an evaluation scored ``target`` or better; inf if never."""
+    used = 0
+    for _, _, fid, cost in seen:
+        used += cost
+        if fid <= target:
+            return used
+    return math.inf
+
+
+def best_within(seen: list, budget: int) -> tuple[str | None, float]:
+    """The trial of the best evaluation among those trained within ``budget``, and its score."""
+    used, best = 0, (None, math.inf)
+    for trial_id, _, fid, cost in seen:
+        used += cost
+        if used > budget:
+            break
+        if fid < best[1]:
+            best = (trial_id, fid)
+    return best
+
+
+@contextlib.contextmanager
+def searcher_as_it_was() -> Iterator[None]:
+    """TPE + ASHA before issue 22: Ray's own OptunaSearch (stopped trials told as COMPLETE)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from gan_search.search import searcher
+
+    repaired = searcher.PrunedAwareOptunaSearch
+    searcher.PrunedAwareOptunaSearch = OptunaSearch
+    try:
+        yield
+    finally:
+        searcher.PrunedAwareOptunaSearch = repaired
+
+
+@contextlib.contextmanager
+def startup_trials(count: int) -> Iterator[None]:
+    """The sampler with ``count`` random start-up trials instead of the product's rule."""
+    import optuna
+
+    from gan_search.search import tuning
+
+    product = tuning.build_sampler
+
+    def build(config: Any) -> Any:
+        sampler = product(config)
+        if isinstance(sampler, optuna.samplers.TPESampler):
+            return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=count,
+                                              multivariate=True)
+        if isinstance(sampler, optuna.samplers.GPSampler):
+            return optuna.samplers.GPSampler(seed=config.seed, n_startup_trials=count)
+        return sampler
+    tuning.build_sampler = build
+    try:
+        yield
+    finally:
+        tuning.build_sampler = product
+
+
+def how(strategy: str) -> tuple[str, Any]:
+    """A benchmark strategy as the product's strategy and what to change for it:
+    ``tpe-asha-old`` (the searcher as it was), ``<strategy>-startupK`` (K start-up trials)."""
+    if strategy.endswith("-old"):
+        return strategy.removesuffix("-old"), searcher_as_it_was()
+    found = re.fullmatch(r"(.+)-startup(\d+)", strategy)
+    if found:
+        return found[1], startup_trials(int(found[2]))
+    return strategy, contextlib.nullcontext()
+
+
+def search(spec: Any, folder: Path, strategy: str, seed: int, trials: int) -> tuple[Any, list]:
+    from gan_search.app import run_search
+    from gan_search.core.config import search_config
+
+    name, context = how(strategy)
+    evaluations = Evaluations()
+    with context:
+        outcome = run_search(search_config(spec, name=f"{spec.name}-{strategy}-{seed}",
+                                           strategy=name, trials=trials, runs_dir=str(folder),
+                                           seed=seed, confirm=0),
+                             log=lambda line: None, track=False, callbacks=[evaluations])
+    return outcome, evaluations.seen
 
 
 def variant_space(name: str, folder: Path, size: int, iters: int, every: int, trials: int,
@@ -78,86 +218,131 @@ def variant_space(name: str, folder: Path, size: int, iters: int, every: int, tr
     return parse_space(raw, str(path))
 
 
-def iterations_to_reach(rows: list, target: float) -> float:
-    """Training iterations spent (trials in the order they ended) until the best FID-lite
-    so far is <= target; inf if never."""
-    done = 0
-    for row in sorted(rows, key=lambda r: r.metrics.get("timestamp", 0)):
-        done += int(row.metrics.get("step", 0) or 0)
-        if row.metrics.get("fid_lite_best", math.inf) <= target:
-            return done
-    return math.inf
+def pick(outcome: Any, trial_id: str | None) -> dict[str, Any] | None:
+    """What a strategy delivers: its best trial's settings, and its schedule (PBT)."""
+    from gan_search.search.confirm import changed_schedule
+
+    row = next((r for r in outcome.rows if r.trial_id == trial_id), None)
+    if row is None:
+        return None
+    return {"trial": trial_id, "params": dict(row.params),
+            "schedule": changed_schedule(row.metrics)}
 
 
-def within_budget(rows: list, budget: int) -> list:
-    """The trials (in the order they ended) whose iterations fit in ``budget``."""
-    used, kept = 0, []
-    for row in sorted(rows, key=lambda r: r.metrics.get("timestamp", 0)):
-        used += int(row.metrics.get("step", 0) or 0)
-        if used > budget:
-            break
-        kept.append(row)
-    return kept
-
-
-def baseline_long(spec: Any, iters: int, every: int, n: int) -> float:
-    """The baseline configuration trained once for ``iters``: its best FID-lite on the
-    same held-out reference, at the same evaluation interval."""
+def retrain(job: tuple) -> float:
+    """One fresh-seed run of a configuration (and schedule): its best FID-lite on the
+    held-out reference, evaluated every ``every`` iterations (a process of its own)."""
+    space_file, params, schedule, iters, every, seed = job
     import torch
 
     from gan_search.core.config import config_from_space
+    from gan_search.core.space import parse_space
     from gan_search.engine.data import load_splits
     from gan_search.engine.metrics import Evaluator
     from gan_search.engine.trainer import GANTrainer
+    from gan_search.search.settings import TrialSettings
 
+    torch.set_num_threads(1)  # as one trial of the searches (two at a time on two cores)
+    spec = parse_space(json.loads(Path(space_file).read_text()), space_file)
+    n = spec.budget.eval_samples
     splits = load_splits("digits", spec.data.size, 1, {}, n)
     evaluator = Evaluator(splits.reference, n=min(n, len(splits.reference.images)),
                           train=splits.train)
-    config = config_from_space(spec, {**spec.baseline.values, "iters": iters,
-                                      "eval_every": every})
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as one trial of the searches (concurrency 2 on 2 cores)
+    plan = TrialSettings(params, schedule=tuple(schedule))
+    config = config_from_space(spec, {**params, **plan.values_at(0), "iters": iters,
+                                      "eval_every": every, "seed": seed})
     trainer, best = GANTrainer(config, splits.train.images, device="cpu"), math.inf
-    try:
-        while trainer.step < iters:
-            if trainer.train(trainer.step + every, sync_every=25).status != "finished":
-                break
-            best = min(best, evaluator.score(trainer.sample(evaluator.n))["fid_lite"])
-    finally:
-        torch.set_num_threads(threads)
+    while trainer.step < iters:
+        values = plan.values_at(trainer.step)
+        if any(getattr(trainer.config, k) != v for k, v in values.items()):
+            trainer.retune(values)
+        target = min(iters, (trainer.step // every + 1) * every,
+                     plan.next_change(trainer.step) or iters)
+        if trainer.train(target, sync_every=25).status != "finished":
+            return WORST
+        if trainer.step % every == 0 or trainer.step == iters:
+            best = min(best, float(evaluator.score(trainer.sample(evaluator.n))["fid_lite"]))
     return best
 
 
-def one_seed(spec: Any, folder: Path, seed: int, trials: int, iters: int, every: int,
-             n: int) -> dict:
-    from gan_search.core.config import search_config
-    from gan_search.app import run_search
+def retrain_all(jobs: list[tuple]) -> list[float]:
+    """The fresh-seed runs, two at a time in processes of their own (spawned: the benchmark's
+    process holds a Ray driver)."""
+    import multiprocessing
 
-    common = dict(runs_dir=str(folder), seed=seed, confirm=0)
-    random = run_search(search_config(spec, name=f"{spec.name}-random-{seed}", strategy="random",
-                                      trials=trials, **common),
-                        log=lambda line: None, track=False)
-    budget = sum(int(r.metrics.get("step", 0) or 0) for r in random.rows)
-    target = min(r.metrics.get("fid_lite_best", math.inf) for r in random.rows)
-    tpe = run_search(search_config(spec, name=f"{spec.name}-tpe-{seed}", strategy="tpe-asha",
-                                   trials=3 * trials, **common),
-                     log=lambda line: None, track=False)
-    kept = within_budget(tpe.rows, budget)
-    best = min((r.metrics.get("fid_lite_best", math.inf) for r in kept), default=math.inf)
-    return {"seed": seed, "random_best": round(target, 3), "budget_iters": budget,
-            "random_iters_to_best": iterations_to_reach(random.rows, target),
-            "tpe_asha_iters_to_reach": iterations_to_reach(kept, target),
-            "tpe_asha_best": round(best, 3), "tpe_asha_trials": len(kept),
-            "tpe_asha_stopped": sum(r.status == "stopped" for r in kept)}
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        return pool.map(retrain, jobs)
 
 
-def efficiency(quick: bool, folder: Path, seeds: int, only: list[str] | None = None,
-               log: Path | None = None) -> dict:
-    """Every variant (or ``only`` these), every seed; the medians and the baseline
-    comparison. With ``log``, each seed's result is appended to it as it ends, and seeds
-    already there are not run again (a long run can be stopped and continued)."""
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.fmean(values), 3),
+            "std": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0,
+            "runs": [round(v, 3) for v in values]}
+
+
+def measure(spec: Any, folder: Path, strategy: str, seed: int, trials: int, iters: int,
+            every: int, reference: dict | None) -> dict:
+    """One strategy on one seed: the compute it needed to reach random search's best, and
+    what it delivers. ``reference``: random search's record of the seed (None: this is it,
+    and its best and its iterations become the target and the budget)."""
+    asha = how(strategy)[0].endswith("-asha")  # ASHA stops trials: let it propose more
+    outcome, seen = search(spec, folder, strategy, seed, 3 * trials if asha else trials)
+    budget = reference["budget_iters"] if reference else spent(seen)
+    target = reference["target"] if reference else min(s[2] for s in seen)
+    trial_id, best = best_within(seen, budget)
+    chosen = pick(outcome, trial_id)
+    scores = retrain_all([(spec.path, chosen["params"], chosen["schedule"], iters, every, fresh)
+                          for fresh in FRESH])
+    out = {"iters_to_reach": to_reach(seen, target), "spent": spent(seen),
+           "best_within_budget": round(best, 3), "trials": len(outcome.rows),
+           "stopped": sum(r.status == "stopped" for r in outcome.rows), "pick": chosen,
+           "delivered": mean_std(scores)}
+    if reference is None:
+        out.update(target=round(target, 6), budget_iters=budget)
+    return out
+
+
+def seed_records(done: list[dict], variant: str, seed: int) -> dict[str, dict]:
+    """What the log holds of one seed, by strategy (lines of one strategy each, or of a
+    whole seed with every strategy in it, as the first runs wrote them)."""
+    found: dict[str, dict] = {}
+    for record in done:
+        if record.get("variant") != variant or record.get("seed") != seed:
+            continue
+        if "strategy" in record:
+            found[record["strategy"]] = record["result"]
+        else:
+            found.update({k: v for k, v in record.items() if k in STRATEGIES or "-" in k})
+            found["random"] = {**found["random"], "target": record["target"],
+                               "budget_iters": record["budget_iters"]}
+    return found
+
+
+def baseline_runs(spec: Any, budget: int, iters: int, every: int) -> dict:
+    """The baseline configuration on the fresh seeds, for the whole budget and for one
+    trial's length."""
+    params = dict(spec.baseline.values)
+    jobs = [(spec.path, params, [], length, every, fresh)
+            for length in (budget, iters) for fresh in FRESH]
+    scores = retrain_all(jobs)
+    return {"budget_iters": budget, "whole_budget": mean_std(scores[:len(FRESH)]),
+            "one_trial": mean_std(scores[len(FRESH):])}
+
+
+def verdict(quick: bool, folder: Path, seeds: int, only: list[str] | None = None,
+            log: Path | None = None, strategies: tuple[str, ...] = STRATEGIES) -> dict:
+    """Every variant (or ``only`` these), seed and strategy (random search first: it sets
+    the target and the budget); with ``log``, each result is appended as it ends and what
+    is there already is not run again (a stopped run continues; strategies can be added)."""
     done = [json.loads(line) for line in log.read_text().splitlines()] \
         if log is not None and log.is_file() else []
+
+    def logged(record: dict) -> dict:
+        if log is not None:
+            with log.open("a") as f:
+                f.write(json.dumps(record, default=str) + "\n")
+        return record
+
     out = {}
     for name, (size, iters, every, trials, n) in (QUICK if quick else VARIANTS).items():
         if only and name not in only:
@@ -165,34 +350,102 @@ def efficiency(quick: bool, folder: Path, seeds: int, only: list[str] | None = N
         spec = variant_space(name, folder, size, iters, every, trials, n)
         per_seed = []
         for seed in range(seeds):
-            found = [d for d in done if d.get("variant") == name and d["seed"] == seed]
-            result = found[0] if found else {"variant": name, **one_seed(
-                spec, folder, seed, trials, iters, every, n)}
-            if log is not None and not found:
-                with log.open("a") as f:
-                    f.write(json.dumps(result) + "\n")
-            per_seed.append(result)
-        # the compute TPE + ASHA needed to reach random search's final best, as a share of
-        # what random search needed to find it (and, beside it, of random's whole budget)
-        shares = [s["tpe_asha_iters_to_reach"] / s["random_iters_to_best"] for s in per_seed]
+            records = seed_records(done, name, seed)
+            for strategy in ("random", *[s for s in strategies if s != "random"]):
+                if strategy not in records:
+                    records[strategy] = logged({"variant": name, "seed": seed,
+                                                "strategy": strategy, "result": measure(
+                        spec, folder, strategy, seed, trials, iters, every,
+                        records.get("random"))})["result"]
+            per_seed.append({"seed": seed, "target": records["random"]["target"],
+                             "budget_iters": records["random"]["budget_iters"], **records})
         budget = int(statistics.median(s["budget_iters"] for s in per_seed))
-        base = baseline_long(spec, budget, every, n)
-        out[name] = {"size": size, "iters_per_trial": iters, "random_trials": trials,
-                     "seeds": per_seed,
-                     "median_compute_share": round(statistics.median(shares), 3),
-                     "median_share_of_budget": round(statistics.median(
-                         s["tpe_asha_iters_to_reach"] / s["budget_iters"] for s in per_seed), 3),
-                     "reached_in": sum(math.isfinite(s) for s in shares),
-                     "baseline_long_iters": budget, "baseline_long_best": round(base, 3),
-                     "tpe_asha_best_median": round(statistics.median(
-                         s["tpe_asha_best"] for s in per_seed), 3)}
+        found = [d for d in done if d.get("variant") == name and d.get("baseline")]
+        base = found[0]["baseline"] if found else logged(
+            {"variant": name, "baseline": baseline_runs(spec, budget, iters, every)})["baseline"]
+        out[name] = summarise(per_seed, base, size, iters, every, trials)
     return out
 
 
-if __name__ == "__main__":  # one variant alone: python benchmarks/efficiency.py NAME SEEDS LOG
+def summarise(per_seed: list[dict], base: dict, size: int, iters: int, every: int,
+              trials: int) -> dict:
+    """Per strategy: the median share of random's compute it needed to reach random's
+    target, and in how many seeds its fresh-seed mean beat the baseline's whole-budget one."""
+    line = base["whole_budget"]["mean"]
+    strategies = {}
+    present = [k for k in per_seed[0] if isinstance(per_seed[0][k], dict)]
+    for strategy in present:
+        shares = [s[strategy]["iters_to_reach"] / s["random"]["iters_to_reach"]
+                  for s in per_seed]
+        strategies[strategy] = {
+            "median_compute_share": round(statistics.median(shares), 3),
+            "reached_in": sum(math.isfinite(x) for x in shares),
+            "beats_baseline_whole_budget": sum(s[strategy]["delivered"]["mean"] < line
+                                               for s in per_seed),
+            "delivered_median": round(statistics.median(
+                s[strategy]["delivered"]["mean"] for s in per_seed), 3)}
+    return {"size": size, "iters_per_trial": iters, "eval_every": every,
+            "random_trials": trials, "seeds": per_seed, "baseline": base,
+            "strategies": strategies}
+
+
+def markdown(results: dict) -> list[str]:
+    """The verdict's tables (per variant: seeds x strategies, then the goals)."""
+    lines = []
+    for name, v in results.items():
+        base = v["baseline"]
+        names = list(v["strategies"])
+        lines += [f"### {name}: {v['size']} px, {v['iters_per_trial']} iterations a trial "
+                  f"(evaluated every {v['eval_every']}), random search {v['random_trials']} "
+                  "trials a seed", "",
+                  "Per seed: iterations to reach random search's best (share of random's "
+                  "own) and what the strategy delivers: its pick retrained on fresh seeds "
+                  f"{', '.join(map(str, FRESH))}, mean ± std of best FID-lite.", "",
+                  "| seed | target | budget | " + " | ".join(names) + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in names) + " |"]
+        for s in v["seeds"]:
+            cells = []
+            for strategy in names:
+                r = s[strategy]
+                share = r["iters_to_reach"] / s["random"]["iters_to_reach"]
+                cells.append(f"{r['iters_to_reach']} ({share:.2f}); "
+                             f"{r['delivered']['mean']} ± {r['delivered']['std']}")
+            lines.append(f"| {s['seed']} | {s['target']:.3f} | {s['budget_iters']} | "
+                         + " | ".join(cells) + " |")
+        whole, one = base["whole_budget"], base["one_trial"]
+        lines += ["", f"Baseline (the DCGAN paper's configuration) on the same fresh seeds: "
+                  f"trained once for the whole budget ({base['budget_iters']:,} iterations) "
+                  f"**{whole['mean']} ± {whole['std']}**; for one trial's length "
+                  f"{one['mean']} ± {one['std']}.", "",
+                  "| strategy | median compute share to reach random's best (reached) | "
+                  "seeds whose delivered mean beats the baseline's whole budget | "
+                  "median delivered |", "| --- | --- | --- | --- |"]
+        for strategy, g in v["strategies"].items():
+            lines.append(f"| {strategy} | {g['median_compute_share']} ({g['reached_in']} of "
+                         f"{len(v['seeds'])}) | {g['beats_baseline_whole_budget']} of "
+                         f"{len(v['seeds'])} | {g['delivered_median']} |")
+        lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    import argparse
     import sys
     import tempfile
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report_md import cpu_model  # noqa: E402
+
+    parser = argparse.ArgumentParser(description="the verdict at equal compute")
+    parser.add_argument("variant", choices=sorted(VARIANTS))
+    parser.add_argument("seeds", type=int)
+    parser.add_argument("log", type=Path, help="JSON lines: results so far (continued)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--strategies", nargs="*", default=list(STRATEGIES),
+                        help="e.g. gp-asha tpe-asha-startup4 (random always runs first)")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(efficiency(False, Path(tmp), int(sys.argv[2]), [sys.argv[1]],
-                                    Path(sys.argv[3])), indent=2, default=str))
+        results = verdict(args.quick, Path(tmp), args.seeds, [args.variant], args.log,
+                          tuple(args.strategies))
+    print(f"CPU {cpu_model()}")
+    print("\n".join(markdown(results)))

@@ -18,8 +18,9 @@ CPU model, date, versions) to --out (default benchmarks/results/).
 4. orchestration: a search of fixed-length trials against the sum of the same trials' bare
    time (training + evaluations) divided by the concurrency (goal <= 1.10).
 5. evaluation: one evaluation as a share of one eval interval's training (goal <= 5%).
-6. search efficiency (efficiency.py): TPE + ASHA vs random search, and vs the baseline
-   trained once for the whole budget.
+6. search efficiency and the verdict at equal compute (efficiency.py): each strategy's
+   compute to reach random search's best, and what it delivers retrained on fresh seeds,
+   against the baseline trained once for the whole budget.
 7. precision quality: FID-lite after the same iterations, fp32 vs bf16, over seeds.
 8. the default `gan-search run`, timed as a user runs it (full suite only).
 """
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from efficiency import efficiency  # noqa: E402
+from efficiency import verdict  # noqa: E402
 from eval_cost import measure as measure_eval  # noqa: E402
 from report_md import cpu_model  # noqa: E402
 
@@ -407,7 +408,7 @@ def main() -> int:
         "evaluation": lambda tmp: [measure_eval(s, repeats, 10 if args.quick else 40) for s in
                                    (["digits"] if args.quick else
                                     ["digits", "mnist", "svhn", "faces", "cats"])],
-        "efficiency": lambda tmp: efficiency(args.quick, tmp, seeds, log=args.efficiency_log),
+        "efficiency": lambda tmp: verdict(args.quick, tmp, seeds, log=args.efficiency_log),
         "precision_quality": lambda tmp: precision_quality(args.quick),
         "default_run": lambda tmp: {"skipped": "full suite only"} if args.quick else default_run(tmp),
     }

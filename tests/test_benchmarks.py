@@ -8,7 +8,6 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -30,20 +29,6 @@ def test_quick_benchmark_suite_produces_its_tables(tmp_path):
     assert report["evaluation"][0]["space"] == "digits"
     assert len(report["precision_quality"][0]["fp32"]) == 1
     assert "## 1. Training throughput" in result.stdout and "## 7. bf16 vs fp32" in result.stdout
-
-
-def row(step, fid, ended):
-    return SimpleNamespace(metrics={"step": step, "fid_lite_best": fid, "timestamp": ended})
-
-
-def test_compute_to_reach_a_target_counts_trials_in_the_order_they_ended():
-    from efficiency import iterations_to_reach, within_budget
-
-    rows = [row(400, 9.0, 3), row(100, 30.0, 1), row(400, 5.0, 4), row(200, 20.0, 2)]
-    assert iterations_to_reach(rows, 20.0) == 300  # 100 (ended first) + 200
-    assert iterations_to_reach(rows, 5.0) == 1100
-    assert iterations_to_reach(rows, 1.0) == math.inf
-    assert [r.metrics["timestamp"] for r in within_budget(rows, 700)] == [1, 2, 3]
 
 
 def test_rank_agreement_of_a_rung_with_the_final_best():
@@ -68,3 +53,21 @@ def test_the_balance_benchmark_makes_a_folder_of_real_photographs(tmp_path):
     folder = make_folder(tmp_path / "photos", 12, 40)
     data = load_dataset("folder", 40, 3, {"path": str(folder)})
     assert data.images.shape == (12, 3, 40, 40) and data.images.float().std() > 20
+
+
+def test_the_verdict_counts_each_evaluation_with_the_iterations_behind_it():
+    """Evaluations in the order Tune received them: a trial's iterations since its previous
+    evaluation, or since its restart (a PBT member that copied another's step-40
+    checkpoint has trained 20 iterations for its step-60 evaluation, not 40)."""
+    from efficiency import Evaluations, best_within, spent, to_reach
+
+    seen = Evaluations()
+    for trial, step, fid, start in [("a", 20, 50.0, 0), ("b", 20, 40.0, 0), ("a", 40, 30.0, 0),
+                                    ("b", 60, 20.0, 40), ("b", 80, 10.0, 40), ("a", 40, 30.0, 40)]:
+        seen.on_trial_result(0, [], type("T", (), {"trial_id": trial})(),
+                             {"step": step, "fid_lite": fid, "resumed_from_step": start})
+    assert [s[3] for s in seen.seen] == [20, 20, 20, 20, 20, 0]  # the last: scored, not trained
+    assert spent(seen.seen) == 100
+    assert to_reach(seen.seen, 20.0) == 80 and to_reach(seen.seen, 5.0) == math.inf
+    assert best_within(seen.seen, 60) == ("a", 30.0)
+    assert best_within(seen.seen, 100) == ("b", 10.0)
