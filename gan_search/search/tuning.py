@@ -255,10 +255,13 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
         trainable,
         param_space=tune_space(config.searched),
         tune_config=tune.TuneConfig(
-            search_alg=BasicVariantGenerator(points_to_evaluate=members),
+            search_alg=BasicVariantGenerator(points_to_evaluate=members,
+                                             max_concurrent=config.concurrency),
             scheduler=scheduler, num_samples=len(members),
-            max_concurrent_trials=config.concurrency, reuse_actors=True,
-            trial_dirname_creator=trial_dirname),
+            # PBT pauses members and Tune keeps their actors for reuse: on a cluster a kept
+            # actor on a node that was lost fails the member it is given (measured:
+            # test_a_pbt_search_survives_losing_a_worker), so there each start is a new one
+            reuse_actors=config.address is None, trial_dirname_creator=trial_dirname),
         run_config=_run_config(config.name, storage, callbacks, keep=3))
 
 

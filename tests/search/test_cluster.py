@@ -166,11 +166,14 @@ def test_a_search_spreads_over_the_workers_and_survives_losing_one(cluster, tmp_
 def test_a_pbt_search_survives_losing_a_worker(cluster, tmp_path):
     """PBT with a worker pulled mid-search: the member there is retried from its latest
     checkpoint (its own or one it copied) on the worker still up; the population stays the
-    four members it was and every one trains to the end."""
+    four members it was and every one trains to the end. (With Tune's actor reuse, a
+    paused member was handed its old actor on the lost node and failed: on a cluster PBT
+    starts a new actor each time.)"""
     ray_cluster, workers = cluster
     doomed = workers[0].node_id
     outcome = run_losing_a_worker(ray_cluster, workers, search(
-        tmp_path, "fault-pbt", trials=4, iters=120, eval_every=20, strategy="pbt"))
+        tmp_path, "fault-pbt", trials=4, iters=120, eval_every=20, strategy="pbt",
+        address=ray_cluster.address))  # a cluster search, as `--address` makes one
     assert len({r.trial_id for r in outcome.rows}) == len(outcome.rows) == 4
     assert all(r.status == "finished" and r.metrics["step"] == 120 for r in outcome.rows), \
         [(r.status, r.error) for r in outcome.rows]
