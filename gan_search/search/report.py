@@ -101,8 +101,10 @@ def outcome_lines(outcome: SearchOutcome, config: SearchConfig, summary: Path) -
         line = versus_baseline(outcome, config.spec.baseline.name, config.iters)
         lines.append(line or "the baseline trial did not run (interrupted before it started)")
     if config.strategy == Strategy.PBT:
+        schedule = next((p for p in outcome.plots if p.name == "pbt_schedule.png"), None)
         lines.append("what mattered: no importances for pbt (members change their settings "
-                     "while they train); the winner's schedule is in pbt_schedule.png")
+                     "while they train); " + (f"the winner's schedule: {schedule}" if schedule
+                                              else "the winner kept its settings throughout"))
     elif not outcome.interrupted:
         lines.append(analysis.top_line(outcome.importances))
     best = outcome.best

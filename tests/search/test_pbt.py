@@ -10,7 +10,7 @@ from ray.tune import Callback
 from helpers import search_runs, tiny_space, write_space
 from gan_search.app import run_search
 from gan_search.core.config import search_config
-from gan_search.search.report import leaderboard
+from gan_search.search.report import leaderboard, outcome_lines
 from gan_search.search.settings import TrialSettings
 from gan_search.search.trainable import new_progress, note_exploit
 
@@ -130,6 +130,9 @@ def test_pbt_members_copy_better_ones_train_on_with_new_settings_and_the_winner_
     plots = [a.path for a in client.list_artifacts(parent, "analysis")]
     winner = outcome.confirmation[0]
     assert ("analysis/pbt_schedule.png" in plots) == bool(winner.schedule)
+    summary = "\n".join(outcome_lines(outcome, config, tmp_path / "leaderboard.json"))
+    assert ("the winner's schedule: " in summary) == bool(winner.schedule)
+    assert "what mattered: no importances for pbt" in summary
     board = leaderboard(outcome, sorted(config.searched)).splitlines()
     assert board[0].split()[7] == "copies"  # the leaderboard shows each member's copies
     for row in rows.values():
