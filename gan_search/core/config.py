@@ -282,7 +282,9 @@ class SearchConfig:
             return None
         point = {k: p.midpoint() for k, p in self.searched.items()}
         point.update({k: v for k, v in self.spec.baseline.values.items() if k in self.searched})
-        return point
+        # a float setting stays a float (YAML's 0 is an int): PBT rounds a perturbed int
+        return {k: float(v) if self.searched[k].kind in ("uniform", "loguniform") else v
+                for k, v in point.items()}
 
     def trial_config(self, sampled: Mapping[str, Any]) -> TrainConfig:
         return TrainConfig.from_dict({**self.base_values(), **sampled}, source="trial")

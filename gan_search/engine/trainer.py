@@ -293,6 +293,12 @@ class GANTrainer:
         self.config = TrainConfig.from_dict({**self.config.to_dict(), **values}, source="retune")
         self._apply_training_settings()
 
+    def reseed(self, salt: int) -> None:
+        """Draw batches, noise and dropout from a stream of this seed and ``salt`` from now
+        on (a PBT member that copied another's checkpoint, random states included)."""
+        self.rng.manual_seed(self.config.seed + 1 + salt)
+        torch.manual_seed(self.config.seed + salt)
+
     def _apply_training_settings(self) -> None:
         cfg = self.config
         for opt, lr in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):

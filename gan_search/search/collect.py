@@ -12,8 +12,8 @@ from ray import tune
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.vocabulary import ENDED, Status
-from gan_search.search.results import (SearchOutcome, TrialRow, checkpoint_uri, pareto_front,
-                                       trial_status)
+from gan_search.search.results import (SearchOutcome, TrialRow, checkpoint_uri,
+                                       of_current_weights, pareto_front, trial_status)
 from gan_search.search.settings import same_config
 from gan_search.search.tuning import objectives
 
@@ -57,7 +57,7 @@ def trial_rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[
         params = {k: v for k, v in (result.config or {}).items()}
         best = None
         if result.best_checkpoints:
-            best = checkpoint_uri(min(result.best_checkpoints,
+            best = checkpoint_uri(min(of_current_weights(result.best_checkpoints, metrics),
                                       key=lambda pair: pair[1].get("fid_lite", math.inf))[0])
         # the folder name (trial_<id>, see trial_dirname) is unique per trial, even for a
         # trial whose actor died and whose result carries no metrics

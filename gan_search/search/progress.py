@@ -152,7 +152,7 @@ class ProgressView(Callback, Restorable):
         """A PBT member that copied a better one says so: from whom, at which step, and the
         settings it trains on with."""
         seen = getattr(self, "exploits", {})  # views pickled before PBT had none
-        copied = str(result.get("copied") or "")
+        copied = str(result.get("copy_id") or "")
         if copied != seen.get(trial.trial_id, ""):
             self.exploits = {**seen, trial.trial_id: copied}
             line = exploit_line(trial.trial_id, result.get("lineage"))

@@ -27,6 +27,14 @@ def checkpoint_uri(checkpoint: Any) -> str:
     return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
 
 
+def of_current_weights(scored: list, final: dict[str, Any]) -> list:
+    """Of a trial's kept (checkpoint, metrics) pairs, those of the weights it ended with: a
+    PBT member's checkpoints from before its last copy are of weights it no longer has
+    (each result carries the id of the member's last copy, ``copy_id``)."""
+    current = [pair for pair in scored if pair[1].get("copy_id", "") == final.get("copy_id", "")]
+    return current or scored
+
+
 def trial_status(metrics: dict[str, Any], error: Any) -> Status:
     """finished / stopped (early, by ASHA) / collapsed / diverged / failed, from a trial's
     last reported metrics (and Tune's error, if it had one)."""

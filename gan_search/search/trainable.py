@@ -30,6 +30,8 @@ import math
 import os
 import tempfile
 import time
+import uuid
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +107,14 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
     evaluator = Evaluator.from_state(evaluator_state, device=trainer.device)
     me = tune.get_context().get_trial_id() or "trial"
     progress = new_progress(me, trainer.config, trial.schedule)
+    copied = False
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # resumed, retried, or a PBT member given a better one's
         with checkpoint.as_directory() as folder:
             trainer.load_checkpoint(Path(folder) / TRAINER_FILE)  # keeps this trial's settings
             progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
-        note_exploit(progress, me, trainer)
+        copied = note_exploit(progress, me, trainer)
 
     resumed_from = trainer.step  # > 0 when Tune restored this trial (resume, lost node)
     every = trial_config.eval_every
@@ -129,8 +132,10 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
             if trainer.step % every and trainer.step < trial_config.iters:
                 continue  # a scheduled change between evaluations
             losses = outcome.history[-1] if outcome.history else {}
-        else:  # a PBT member given a finished member's checkpoint: evaluate it once
+        elif copied:  # a PBT member given a finished member's checkpoint: score it once
             losses = {}
+        else:  # its own last checkpoint (resumed after its last report): nothing left
+            return
         poster.fid = _evaluate_and_report(trainer, evaluator, progress, losses, settings,
                                           resumed_from)
         if trainer.step >= trial_config.iters:
@@ -226,32 +231,38 @@ def training_values(config: TrainConfig) -> dict[str, Any]:
     return {name: getattr(config, name) for name in TRAINING_SETTINGS}
 
 
-def note_exploit(progress: dict, me: str, trainer: GANTrainer) -> None:
+def note_exploit(progress: dict, me: str, trainer: GANTrainer) -> bool:
     """A checkpoint of another trial: PBT made this member copy it (Ray's exploit) and
     perturbed this member's settings (in ``trainer.config`` already). The copied schedule
-    goes on with the new values from this step, the lineage says from whom; the best-so-far
-    starts again, since this member's earlier evaluations were of other weights."""
+    goes on with the new values from this step, the lineage says from whom (each copy with
+    an id of its own: a member may copy the same checkpoint twice); the best-so-far starts
+    again, since this member's earlier evaluations were of other weights; and the member
+    draws its own batches and noise from here, not the ones the copied member draws.
+    True when it was a copy."""
     owner = progress.get("member") or me  # older checkpoints carry no owner: this trial's
     if owner == me:
-        return
+        return False
     values = training_values(trainer.config)
     progress.setdefault("schedule", []).append({"step": trainer.step, "values": values})
-    progress.setdefault("lineage", []).append({"member": me, "from": owner,
-                                               "step": trainer.step, "values": values})
+    progress.setdefault("lineage", []).append({"member": me, "from": owner, "step": trainer.step,
+                                               "values": values, "copy": uuid.uuid4().hex[:8]})
     progress.update(best={name: math.inf for name in OBJECTIVES}, best_step=0,
                     collapse_at_best=1.0, member=me)
+    trainer.reseed(zlib.crc32(f"{me}@{trainer.step}".encode()))
+    return True
 
 
 def schedule_metrics(progress: dict, config: TrainConfig) -> dict[str, Any]:
     """The settings in effect now (``setting_<name>``); ``exploits``: how many copies the
     lineage of this member's weights holds; ``copied``: this member's last copy as
     ``<from>@<step>`` (the lineage's last entry is always the member's own last copy), "" if
-    it never copied; the schedule and lineage as JSON."""
+    it never copied, and ``copy_id`` that copy's id; the schedule and lineage as JSON."""
     lineage = progress.get("lineage", [])
     last = lineage[-1] if lineage else None
     metrics: dict[str, Any] = {f"setting_{k}": v for k, v in training_values(config).items()}
     metrics.update(exploits=len(lineage), exploited_from=last["from"] if last else "",
                    copied=f"{last['from']}@{last['step']}" if last else "",
+                   copy_id=last.get("copy", "") if last else "",
                    schedule=json.dumps(progress.get("schedule", [])),
                    lineage=json.dumps(lineage))
     return metrics

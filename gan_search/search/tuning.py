@@ -83,6 +83,13 @@ class BaselineASHA(ASHAScheduler):
     def __init__(self, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
+        self.baseline_id: str | None = None  # the trial that started as the baseline
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if self.baseline_id is None and self.baseline is not None and \
+                same_config(dict(trial.config), self.baseline):
+            self.baseline_id = trial.trial_id  # by id: a copy may come to equal its settings
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
@@ -170,6 +177,13 @@ class BaselinePBT(PopulationBasedTraining):
     def __init__(self, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
+        self.baseline_id: str | None = None  # the trial that started as the baseline
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if self.baseline_id is None and self.baseline is not None and \
+                same_config(dict(trial.config), self.baseline):
+            self.baseline_id = trial.trial_id  # by id: a copy may come to equal its settings
 
     def _quantiles(self) -> tuple[list, list]:
         lower, upper = super()._quantiles()
@@ -183,7 +197,7 @@ class BaselinePBT(PopulationBasedTraining):
         return [t for t in lower if not self._is_baseline(t)] + spare[:1], upper
 
     def _is_baseline(self, trial: Any) -> bool:
-        return self.baseline is not None and same_config(dict(trial.config), self.baseline)
+        return trial.trial_id == self.baseline_id
 
 
 class ClipToSpace:
@@ -195,7 +209,7 @@ class ClipToSpace:
 
     def __call__(self, config: dict) -> dict:
         for name, (low, high) in self.bounds.items():
-            config[name] = min(high, max(low, config[name]))
+            config[name] = float(min(high, max(low, config[name])))
         return config
 
 
@@ -255,14 +269,20 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
         trainable,
         param_space=tune_space(config.searched),
         tune_config=tune.TuneConfig(
-            search_alg=BasicVariantGenerator(points_to_evaluate=members,
-                                             max_concurrent=config.concurrency),
+            # every member exists from the start and PBT gives them turns (it pauses a
+            # member at each decision while others wait): how many train at once is what
+            # the resources allow, not --concurrency (a cap on created trials would start
+            # members only as others end, and they would never train together)
+            search_alg=BasicVariantGenerator(points_to_evaluate=members),
             scheduler=scheduler, num_samples=len(members),
             # PBT pauses members and Tune keeps their actors for reuse: on a cluster a kept
             # actor on a node that was lost fails the member it is given (measured:
             # test_a_pbt_search_survives_losing_a_worker), so there each start is a new one
             reuse_actors=config.address is None, trial_dirname_creator=trial_dirname),
-        run_config=_run_config(config.name, storage, callbacks, keep=3))
+        # a copied checkpoint must outlive the copier's wait: the donor reports up to
+        # perturbation_interval more times meanwhile
+        run_config=_run_config(config.name, storage, callbacks,
+                               keep=max(3, config.spec.scheduler.perturbation_interval + 2)))
 
 
 def confirm_tuner(config: SearchConfig, trainable: Any, search_path: str, callbacks: list,

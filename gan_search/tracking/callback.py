@@ -133,7 +133,7 @@ class MlflowTracker(Callback, Restorable):
         values = {k: float(result[k]) for k in METRICS if isinstance(result.get(k), (int, float))
                   and not isinstance(result.get(k), bool)}
         lineage = lineage_tag(result.get("lineage"))
-        copied = str(result.get("copied") or "")
+        copied = str(result.get("copy_id") or "")
 
         def change() -> None:
             record = self.ledger.record(trial_id, config)

@@ -9,15 +9,18 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from gan_search.search.results import GENERATOR_FILE, GRID_FILE
+from gan_search.search.results import GENERATOR_FILE, GRID_FILE, of_current_weights
 
 
 def best_checkpoint(trial: Any) -> Any:
-    """The trial's kept checkpoint with the lowest FID-lite (a ``tune.Checkpoint``), or None."""
+    """The trial's kept checkpoint with the lowest FID-lite (a ``tune.Checkpoint``; of a PBT
+    member, among those of the weights it ended with), or None."""
     manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
     results = list(getattr(manager, "best_checkpoint_results", None) or [])
-    scored = [r for r in results if isinstance(r.metrics.get("fid_lite"), (int, float))]
-    return min(scored, key=lambda r: r.metrics["fid_lite"]).checkpoint if scored else None
+    scored = [(r.checkpoint, r.metrics) for r in results
+              if isinstance(r.metrics.get("fid_lite"), (int, float))]
+    scored = of_current_weights(scored, getattr(trial, "last_result", None) or {})
+    return min(scored, key=lambda pair: pair[1]["fid_lite"])[0] if scored else None
 
 
 def read_file(checkpoint: Any, name: str) -> bytes:

@@ -4,6 +4,7 @@ winner's schedule replayed in the confirmation, and what MLflow shows of it."""
 
 import json
 import math
+from pathlib import Path
 
 from ray.tune import Callback
 
@@ -40,15 +41,26 @@ def test_note_exploit_continues_the_copied_schedule_and_restarts_the_best_so_far
         config = search_config(write_space(PBT, __import__("tempfile").mkdtemp()),
                                name="x").trial_config({"lr_g": 1e-3, "lr_d": 2e-3, "beta1": 0.2})
 
+        seeds = []
+
+        def reseed(self, salt):
+            self.seeds.append(salt)
+
     donor = new_progress("a", Trainer.config)
     donor["best"]["fid_lite"], donor["best_step"] = 12.0, 40
-    note_exploit(donor, "a", Trainer)  # its own checkpoint (resume, retry): nothing changes
-    assert donor["lineage"] == [] and len(donor["schedule"]) == 1
-    note_exploit(donor, "b", Trainer)  # b copied a's checkpoint at step 40
+    assert not note_exploit(donor, "a", Trainer())  # its own (resume, retry): no change
+    assert donor["lineage"] == [] and len(donor["schedule"]) == 1 and Trainer.seeds == []
+    saved = json.loads(json.dumps(donor))
+    assert note_exploit(donor, "b", Trainer())  # b copied a's checkpoint at step 40
     assert donor["member"] == "b" and donor["best"]["fid_lite"] == math.inf
-    assert donor["lineage"] == [{"member": "b", "from": "a", "step": 40,
-                                 "values": donor["schedule"][1]["values"]}]
+    entry = donor["lineage"][0]
+    assert {k: entry[k] for k in ("member", "from", "step")} == {"member": "b", "from": "a",
+                                                                "step": 40}
+    assert entry["values"] == donor["schedule"][1]["values"]
     assert donor["schedule"][1]["step"] == 40 and donor["schedule"][1]["values"]["lr_g"] == 1e-3
+    assert len(Trainer.seeds) == 1  # b draws its own batches and noise from here
+    assert note_exploit(saved, "b", Trainer())  # the same checkpoint copied a second time
+    assert saved["lineage"][0]["copy"] != entry["copy"]  # ... is a copy of its own
 
 
 def test_a_schedule_gives_the_values_in_effect_at_each_step():
@@ -72,13 +84,22 @@ def test_pbt_members_copy_better_ones_train_on_with_new_settings_and_the_winner_
     assert all(r.metrics["step"] == 100 for r in rows.values())  # every member: full length
     baseline = outcome.baseline
     assert baseline is not None and baseline.metrics["exploits"] == 0  # never replaced
+    # the population trains together: every member's first evaluation comes before any
+    # member's last (members take turns; none waits for others to end before it starts)
+    order = [(t, r["step"]) for t, r in results.seen if "fid_lite" in r]
+    firsts = [order.index((t, 20)) for t in rows]
+    assert max(firsts) < min(i for i, (t, step) in enumerate(order) if step == 100)
+    for row in rows.values():  # its best checkpoint is of the weights it ended with
+        kept = json.loads((Path(row.checkpoint) / "progress.json").read_text())
+        assert kept["lineage"] == json.loads(row.metrics["lineage"])
 
     # every copy: a member took another's checkpoint at that one's step, trained on from it
     # with perturbed settings that its optimisers really use
     copies = 0
     for position, (trial_id, result) in enumerate(results.seen):
         earlier = [r for t, r in results.seen[:position] if t == trial_id]
-        if not result.get("copied") or (earlier and earlier[-1].get("copied") == result["copied"]):
+        if not result.get("copy_id") or (earlier and earlier[-1].get("copy_id") ==
+                                         result["copy_id"]):
             continue
         copies += 1
         entry = json.loads(result["lineage"])[-1]
