@@ -197,3 +197,24 @@ def test_ctrl_c_then_resume_of_a_pbt_search_runs_no_member_twice(tmp_path):
     assert len(summary["confirm_trials"]) == 2  # the winner (replayed) and the baseline
     _, _, children = search_runs(str(tmp_path / "runs"), "pbt-rs")
     assert len([c for c in children if c.data.tags["gan_search.role"] != "confirm"]) == 4
+
+
+def test_a_members_best_checkpoint_is_among_those_of_the_weights_it_ended_with(tmp_path):
+    """A member's checkpoint from before its last copy scored 5.0, one after it 9.0: the
+    leaderboard's (and `gan-search sample`'s) checkpoint is the one of the weights it has."""
+    from types import SimpleNamespace
+
+    from ray import tune
+
+    from gan_search.search.collect import trial_rows
+    from gan_search.search.results import of_current_weights
+
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    before, after = (tune.Checkpoint.from_directory(str(tmp_path / n)) for n in ("before", "after"))
+    kept = [(before, {"fid_lite": 5.0, "copy_id": ""}), (after, {"fid_lite": 9.0, "copy_id": "c1"})]
+    result = SimpleNamespace(metrics={"copy_id": "c1", "status": "finished", "score": 9.0},
+                             error=None, config={"lr_g": 1e-3}, best_checkpoints=kept,
+                             path=str(tmp_path / "trial_x_00001"))
+    assert trial_rows([result], None, {})[0].checkpoint.endswith("after")
+    assert of_current_weights(kept, {}) == kept[:1]  # one that never copied: its own
