@@ -199,6 +199,34 @@ class BaselinePBT(PopulationBasedTraining):
     def _is_baseline(self, trial: Any) -> bool:
         return trial.trial_id == self.baseline_id
 
+    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        """Ray's exploit, then the copied checkpoint copied again into the member's own
+        folder: the member that was copied deletes its older checkpoints as better ones
+        come, and a member that waited for its turn, or was resumed after Ctrl-C, failed to
+        restore from a deleted one. The copies stay (others may copy them in turn): one
+        checkpoint per copy on the storage."""
+        from ray.train._internal.session import _TrainingResult
+
+        super()._exploit(tune_controller, trial, trial_to_clone)
+        manager = trial.run_metadata.checkpoint_manager
+        latest = manager._latest_checkpoint_result
+        own = own_copy(latest.checkpoint, trial.storage,
+                       f"copied_checkpoint_{self._num_perturbations:06d}")
+        manager._latest_checkpoint_result = _TrainingResult(checkpoint=own,
+                                                            metrics=latest.metrics)
+
+
+def own_copy(checkpoint: Any, storage: Any, name: str) -> Any:
+    """``checkpoint`` copied into the trial folder of ``storage`` (local or s3://...) as
+    ``name``."""
+    import pyarrow.fs
+
+    target = f"{storage.trial_fs_path}/{name}"
+    storage.storage_filesystem.create_dir(target, recursive=True)
+    pyarrow.fs.copy_files(checkpoint.path, target, source_filesystem=checkpoint.filesystem,
+                          destination_filesystem=storage.storage_filesystem)
+    return tune.Checkpoint(target, filesystem=storage.storage_filesystem)
+
 
 class ClipToSpace:
     """PBT's explore step multiplies a float by 0.8 or 1.2: the result is clipped back into

@@ -92,6 +92,10 @@ def test_pbt_members_copy_better_ones_train_on_with_new_settings_and_the_winner_
     for row in rows.values():  # its best checkpoint is of the weights it ended with
         kept = json.loads((Path(row.checkpoint) / "progress.json").read_text())
         assert kept["lineage"] == json.loads(row.metrics["lineage"])
+        # each copy it made is kept in its own folder: the copied member deletes its older
+        # checkpoints, and a member waiting for its turn must still find the one it copied
+        made = [e for e in json.loads(row.metrics["lineage"]) if e["member"] == row.trial_id]
+        assert bool(made) <= bool(list(Path(row.path).glob("copied_checkpoint_*")))
 
     # every copy: a member took another's checkpoint at that one's step, trained on from it
     # with perturbed settings that its optimisers really use
