@@ -75,26 +75,36 @@ def build_sampler(config: SearchConfig) -> Any:
                                       multivariate=True)
 
 
-class BaselineASHA(ASHAScheduler):
-    """ASHA that lets the baseline run its full budget: the search is compared with the
-    hand-picked configuration at the same budget per trial, so ASHA may rank by it but
-    never stops it."""
+class BaselineAware:
+    """A scheduler that knows the baseline's trial: the first one with the baseline's
+    settings (by trial id afterwards: a PBT member that copies it may come to equal them)."""
 
     def __init__(self, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
-        self.baseline_id: str | None = None  # the trial that started as the baseline
+        self.baseline_id: str | None = None
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         super().on_trial_add(tune_controller, trial)
         if self.baseline_id is None and self.baseline is not None and \
                 same_config(dict(trial.config), self.baseline):
-            self.baseline_id = trial.trial_id  # by id: a copy may come to equal its settings
+            self.baseline_id = trial.trial_id
+
+    def is_baseline(self, trial: Any) -> bool:
+        known = getattr(self, "baseline_id", None)  # None in a scheduler saved before it
+        if known is None:
+            return self.baseline is not None and same_config(dict(trial.config), self.baseline)
+        return trial.trial_id == known
+
+
+class BaselineASHA(BaselineAware, ASHAScheduler):
+    """ASHA that lets the baseline run its full budget: the search is compared with the
+    hand-picked configuration at the same budget per trial, so ASHA may rank by it but
+    never stops it."""
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         action = super().on_trial_result(tune_controller, trial, result)
-        if action == TrialScheduler.STOP and self.baseline is not None and \
-                same_config(dict(trial.config), self.baseline):
+        if action == TrialScheduler.STOP and self.is_baseline(trial):
             return TrialScheduler.CONTINUE
         return action
 
@@ -168,36 +178,22 @@ def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: 
         run_config=_run_config(config.name, storage, callbacks))
 
 
-class BaselinePBT(PopulationBasedTraining):
+class BaselinePBT(BaselineAware, PopulationBasedTraining):
     """Ray Tune's PBT whose baseline member is never replaced: it trains its configuration
     unchanged for the whole budget (the reference the population must beat), while other
     members may copy it. When the baseline ranks among the worst, the next worst member
     takes its place there. (Overrides PBT's ``_quantiles``, Ray 2.60.)"""
 
-    def __init__(self, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.baseline = baseline
-        self.baseline_id: str | None = None  # the trial that started as the baseline
-
-    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        super().on_trial_add(tune_controller, trial)
-        if self.baseline_id is None and self.baseline is not None and \
-                same_config(dict(trial.config), self.baseline):
-            self.baseline_id = trial.trial_id  # by id: a copy may come to equal its settings
-
     def _quantiles(self) -> tuple[list, list]:
         lower, upper = super()._quantiles()
-        if not any(self._is_baseline(t) for t in lower):
+        if not any(self.is_baseline(t) for t in lower):
             return lower, upper
         ranked = sorted((t for t, state in self._trial_state.items()
                          if state.last_score is not None and not math.isnan(state.last_score)
                          and not t.is_finished()),
                         key=lambda t: self._trial_state[t].last_score)  # worst first
-        spare = [t for t in ranked if t not in lower and t not in upper and not self._is_baseline(t)]
-        return [t for t in lower if not self._is_baseline(t)] + spare[:1], upper
-
-    def _is_baseline(self, trial: Any) -> bool:
-        return trial.trial_id == self.baseline_id
+        spare = [t for t in ranked if t not in lower and t not in upper and not self.is_baseline(t)]
+        return [t for t in lower if not self.is_baseline(t)] + spare[:1], upper
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         """Ray's exploit, then the copied checkpoint copied again into the member's own
