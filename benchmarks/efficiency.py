@@ -253,9 +253,7 @@ def retrain(job: tuple) -> float:
                                       "eval_every": every, "seed": seed})
     trainer, best = GANTrainer(config, splits.train.images, device="cpu"), math.inf
     while trainer.step < iters:
-        values = plan.values_at(trainer.step)
-        if any(getattr(trainer.config, k) != v for k, v in values.items()):
-            trainer.retune(values)
+        trainer.retune(plan.values_at(trainer.step))
         target = min(iters, (trainer.step // every + 1) * every,
                      plan.next_change(trainer.step) or iters)
         if trainer.train(target, sync_every=25).status != "finished":

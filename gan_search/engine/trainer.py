@@ -290,6 +290,8 @@ class GANTrainer:
         if fixed:
             raise ValueError(f"{', '.join(fixed)} cannot change while a model trains; only "
                              f"{', '.join(TRAINING_SETTINGS)} can")
+        if all(getattr(self.config, k) == v for k, v in values.items()):
+            return  # nothing changes (a schedule between its changes)
         self.config = TrainConfig.from_dict({**self.config.to_dict(), **values}, source="retune")
         self._apply_training_settings()
 

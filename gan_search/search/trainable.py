@@ -121,7 +121,7 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
     poster = _Poster(board, trial_config.iters, trainer.step)
     while True:
         if trainer.step < trial_config.iters:
-            _follow_schedule(trial, trainer)
+            trainer.retune(trial.values_at(trainer.step))  # a replayed PBT schedule
             target = min(trial_config.iters, (trainer.step // every + 1) * every,
                          trial.next_change(trainer.step) or trial_config.iters)
             outcome = trainer.train(target, sync_every=min(25, every), on_sync=poster)
@@ -166,13 +166,6 @@ def _evaluate_and_report(trainer: GANTrainer, evaluator: Evaluator, progress: di
         (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
     return float(scores["fid_lite"])
-
-
-def _follow_schedule(trial: TrialSettings, trainer: GANTrainer) -> None:
-    """A replayed PBT schedule: the values in effect at the trainer's step."""
-    values = trial.values_at(trainer.step)
-    if any(getattr(trainer.config, k) != v for k, v in values.items()):
-        trainer.retune(values)
 
 
 class _Poster:
