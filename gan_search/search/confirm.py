@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gan_search.core.vocabulary import BROKEN, DIVERGED_SCORE, TRAINED, Status
+from gan_search.search.noise import TIE_SIGMAS, rank_labels, score_noise
 from gan_search.search.settings import CONFIRM_KEY, confirm_config
 
 FRESH_SEED_BASE = 1000  # fresh seeds 1001, 1002, ...: never a search trial's seed
@@ -58,6 +59,17 @@ class Candidate:
     def spread(self) -> float:
         """Sample standard deviation over the fresh seeds (0 for a single run)."""
         return statistics.stdev(self.scores) if len(self.scores) > 1 else 0.0
+
+    @property
+    def noise(self) -> float:
+        """The standard error of the mean: the spread over its fresh seeds, but never less
+        than its runs' own score noise (two seeds can agree by chance), over sqrt(runs)."""
+        if not self.runs:
+            return math.nan
+        own = [r["std"] ** 2 for r in self.runs
+               if not broken(r) and math.isfinite(r.get("std", math.nan))]
+        variance = max(self.spread ** 2, statistics.fmean(own) if own else 0.0)
+        return math.sqrt(variance / len(self.runs))
 
 
 def broken(run: dict[str, Any]) -> bool:
@@ -108,7 +120,8 @@ def assign_runs(candidates: list[Candidate], rows: list) -> None:
         if confirming is not None:
             confirming.runs.append({"trial_id": row.trial_id, "status": row.status,
                                     "seed": row.params[CONFIRM_KEY]["settings"]["seed"],
-                                    "score": row.score, "checkpoint": row.checkpoint})
+                                    "score": row.score, "checkpoint": row.checkpoint,
+                                    "std": score_noise(row.metrics)})
 
 
 def ranked(candidates: list[Candidate]) -> list[Candidate]:
@@ -118,14 +131,20 @@ def ranked(candidates: list[Candidate]) -> list[Candidate]:
 
 def table(candidates: list[Candidate], objective: str) -> str:
     """The confirmation table, best mean first (a broken run counted as the worst value)."""
-    lines = [f"rank  trial (configuration)      mean {objective} ± std over fresh seeds   runs"]
-    for rank, c in enumerate(ranked(candidates), 1):
+    order = ranked(candidates)
+    ranks = rank_labels([(c.mean, c.noise) for c in order])
+    lines = [f"rank  trial (configuration)      mean {objective} ± std over fresh seeds   "
+             "std error   runs"]
+    for rank, c in zip(ranks, order):
         label = c.trial_id + (" (baseline)" if c.baseline else
                               f" ({len(c.schedule) - 1} changes)" if c.schedule else "")
         runs = ", ".join(str(r["status"]) if broken(r) else f"{r['score']:.3f}"
                          for r in c.runs) or "none"
         mean = f"{c.mean:.3f} ± {c.spread:.3f}" if math.isfinite(c.mean) else "-"
-        lines.append(f"{rank:<5} {label:<26} {mean:<37} {runs}")
+        lines.append(f"{rank:<5} {label:<26} {mean:<37} {c.noise:<11.3f} {runs}")
+    if any(rank.endswith("=") for rank in ranks):
+        lines.append(f"(=: tied, means within {TIE_SIGMAS:g} standard errors of the difference "
+                     "from the first of their group)")
     if any(c.broken for c in candidates):
         worst = next(c.worst for c in candidates if c.broken)
         lines.append(f"(a run that diverged, collapsed or failed counts as {worst:g} in its mean)")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.vocabulary import BROKEN, Status, Strategy
-from gan_search.search.results import SearchOutcome, best_row
+from gan_search.search.noise import TIE_SIGMAS, rank_labels, score_noise, verdict
+from gan_search.search.results import SearchOutcome, TrialRow, best_row
 
 
 def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None:
@@ -27,12 +28,15 @@ def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None
                     f"search did not beat it {budget}")
         return (f"confirmed winner, trial {win.trial_id}: {win.mean:.3f} ± {win.spread:.3f} vs the "
                 f"baseline {name} (trial {base.trial_id}): {mine.mean:.3f} ± {mine.spread:.3f} over "
-                f"the same fresh seeds, {_change(win.mean, mine.mean)}, {budget}")
+                f"the same fresh seeds, {_change(win.mean, mine.mean)}, "
+                f"{verdict(win.mean, win.noise, mine.mean, mine.noise)}, {budget}")
     best = best_row(outcome.rows)
     if best is None or best is base:
         return f"the baseline {name} (trial {base.trial_id}) is the best trial {budget}"
+    noise = [score_noise(row.metrics) for row in (best, base)]
     return (f"best found, trial {best.trial_id}: {best.score:.3f} vs the baseline {name} (trial "
-            f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, {budget}")
+            f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, "
+            f"{verdict(best.score, noise[0], base.score, noise[1])}, {budget}")
 
 
 def _not_equal_compute(outcome: SearchOutcome, iters: int) -> str:
@@ -63,11 +67,13 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
     collapsed = lambda row, key, at_best: row.metrics.get(key if row.status == Status.COLLAPSED  # noqa: E731
                                                           else at_best)
     lines = [header]
-    for rank, row in enumerate(rows[:top], 1):
+    ranks = _ranks(rows[:top])
+    for rank, row in zip(ranks, rows[:top]):
         fmt = lambda v, spec=".3f": format(v, spec) if isinstance(v, (int, float)) and not \
             isinstance(v, bool) else "-"  # noqa: E731
-        cells = [str(rank), row.trial_id + (" (baseline)" if row.baseline else ""), row.status,
-                 fmt(collapsed(row, "fid_lite", "score_fid_lite")),
+        cells = [rank, row.trial_id + (" (baseline)" if row.baseline else ""), row.status,
+                 _with_noise(collapsed(row, "fid_lite", "score_fid_lite"),
+                             collapsed(row, "fid_lite_std", "fid_lite_std_at_best")),
                  str(collapsed(row, "step", "best_step") or "-"),
                  fmt(collapsed(row, "collapse", "collapse_at_best")),
                  fmt(collapsed(row, "kid", "kid_best"), ".4f"),
@@ -77,7 +83,30 @@ def leaderboard(outcome: SearchOutcome, searched: list[str], top: int = 20) -> s
                    else str(row.params.get(k, "-")) for k in searched]]
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+    if any(rank.endswith("=") for rank in ranks):
+        table += f"\n(=: tied, FID-lite within {TIE_SIGMAS:g} standard deviations of the " \
+                 "difference from the first of its group; ± is a score's noise)"
+    return table
+
+
+def _ranks(rows: list[TrialRow]) -> list[str]:
+    """Rank labels, ties within noise marked (by FID-lite, when it is what ranks)."""
+    return rank_labels([(row.score if row.status not in BROKEN else math.inf,
+                         score_noise(row.metrics)) for row in rows])
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
+
+
+def _with_noise(value, noise) -> str:
+    """"5.223 ± 0.190" (a score and its noise), "5.223" without a noise, "-" without a score."""
+    value, noise = _number(value), _number(noise)
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.3f} ± {noise:.3f}" if math.isfinite(noise) else f"{value:.3f}"
 
 
 def _copies(metrics: dict) -> str:

@@ -267,12 +267,14 @@ def _progress_metrics(scores: dict, progress: dict, step: int,
 
     Each objective's score (``score_<name>``) is its best value so far; ``score`` is the
     first objective's (ASHA ranks by it). The best FID-lite evaluation also gives
-    ``best_step`` and ``collapse_at_best``: the checkpoint kept as the trial's best.
+    ``best_step``, ``collapse_at_best`` and ``fid_lite_std_at_best``: the checkpoint kept as
+    the trial's best, and that score's noise.
     """
     values = {name: float(scores[name]) for name in OBJECTIVES}
     best = progress["best"]
     if values["fid_lite"] < best["fid_lite"]:
-        progress.update(best_step=step, collapse_at_best=values["collapse"])
+        progress.update(best_step=step, collapse_at_best=values["collapse"],
+                        fid_lite_std_at_best=float(scores["fid_lite_std"]))
     for name, value in values.items():
         best[name] = min(best[name], value)
     above = values["collapse"] > settings.collapse_threshold
@@ -284,6 +286,8 @@ def _progress_metrics(scores: dict, progress: dict, step: int,
         "step": step, "fid_lite_extractor": scores["fid_lite_extractor"],
         "fid_lite_best": best["fid_lite"], "best_step": progress["best_step"],
         "collapse_at_best": progress["collapse_at_best"], "kid_best": best["kid"],
+        # the noise of the best FID-lite (over generated sets, the reference fixed)
+        "fid_lite_std_at_best": progress.get("fid_lite_std_at_best", math.nan),
         "collapse_best": best["collapse"],
         "collapse_streak": progress["streak"], "collapsed": collapsed,
         **{f"score_{name}": reported[name] for name in OBJECTIVES},

@@ -15,7 +15,8 @@ from gan_search.engine.data import Dataset, load_dataset
 from gan_search.core.errors import DataError
 from gan_search.engine.metrics import Evaluator, RandConv, frechet_distance, gaussian_stats, kid, ndb_k, prdc
 from gan_search.engine.metrics.collapse import class_metrics, collapse_score, kmeans
-from gan_search.engine.metrics.features import InceptionFeatures, default_extractor
+from gan_search.engine.metrics.distances import frechet_with_noise, matrix_sqrt
+from gan_search.engine.metrics.features import InceptionFeatures, default_extractor, embed
 
 
 def test_frechet_distance_matches_the_scipy_sqrtm_formula():
@@ -37,6 +38,36 @@ def test_frechet_distance_closed_form_and_singular_covariances():
     x = rng.randn(20, 100)
     mu, sigma = gaussian_stats(x)
     assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-6)
+
+
+def test_fid_noise_is_estimated_from_the_samples_it_scores():
+    """FID-lite's noise (the reference fixed) agrees with the standard deviation over
+    independent generated sets, for narrow and wide generators at two sample counts: an
+    estimate that ignored the samples (a constant, or the reference's spread) could not."""
+    rng = np.random.RandomState(0)
+    mu, sigma = gaussian_stats(rng.randn(300, 20))
+    root = matrix_sqrt(sigma)
+    for scale in (0.8, 1.5):
+        for m in (200, 800):
+            drawn = [frechet_with_noise(mu, root, rng.randn(m, 20) * scale + 0.2)
+                     for _ in range(60)]
+            empirical = np.std([value for value, _ in drawn], ddof=1)
+            assert np.median([noise for _, noise in drawn]) == pytest.approx(empirical, rel=0.3)
+
+
+def test_the_evaluator_reports_the_noise_of_its_own_samples(isolated_cache):
+    data = load_dataset("digits", 16, 1)
+    evaluator = Evaluator(Dataset(data.images[:300], None, ()), n=200)
+    scores = evaluator.score(data.images[300:500])
+    features = embed(evaluator.extractor, data.images[300:500])
+    ref = evaluator.reference
+    assert scores["fid_lite"] == pytest.approx(frechet_distance(
+        ref["mu"], ref["sigma"], *gaussian_stats(features)), rel=1e-6)
+    assert scores["fid_lite_std"] == pytest.approx(
+        frechet_with_noise(ref["mu"], ref["root"], features)[1], rel=1e-9)
+    blurred = evaluator.score(data.images[500:700] // 2)  # another generator, another noise
+    assert 0 < scores["fid_lite_std"] < scores["fid_lite"]
+    assert blurred["fid_lite_std"] != pytest.approx(scores["fid_lite_std"], rel=0.05)
 
 
 def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():

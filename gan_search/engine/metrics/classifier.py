@@ -37,11 +37,15 @@ class DomainClassifier(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, num_classes)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The pooled features (N, 8 * width) the class logits are read from."""
         x = images.float() / 127.5 - 1.0
         if x.shape[-1] > 32:
             x = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
-        return self.head(self.body(x))
+        return self.body(x)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
 
 
 @dataclass

@@ -22,12 +22,49 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray,
     """
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    values, vectors = np.linalg.eigh((sigma1 + sigma1.T) / 2)
-    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    root1 = matrix_sqrt(sigma1)
     middle = root1 @ sigma2 @ root1
     cross = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
     value = float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * cross)
     return max(value, 0.0)
+
+
+def matrix_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a covariance (round-off negatives clipped to 0):
+    cacheable for a fixed reference."""
+    values, vectors = np.linalg.eigh((sigma + sigma.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_with_noise(mu_r: np.ndarray, root_r: np.ndarray,
+                       features: np.ndarray) -> tuple[float, float]:
+    """The Fréchet distance of generated features (M, D) from a fixed reference (mean
+    ``mu_r``, covariance square root ``root_r``), and its standard deviation over generated
+    sets of M, estimated from these samples alone.
+
+    The estimate is the delta method's (the influence function of the distance as a function
+    of the generated mean and covariance): with S = root_r Sg root_r = V L V', the distance's
+    gradient is 2 (mu_g - mu_r) for the mean and G = I - root_r V L^-1/2 V' root_r for the
+    covariance, so each sample's influence is psi_i = 2 (mu_g - mu_r).x_i + x_i' G x_i
+    (x_i centred), and the distance's variance is Var(psi) / M. Checked against independent
+    generated sets in benchmarks/score_noise.py. Only the generated side's noise: a search
+    scores every trial against the same reference.
+    """
+    features = np.asarray(features, np.float64)
+    m = len(features)
+    mu = features.mean(0)
+    x = features - mu
+    sigma = x.T @ x / (m - 1)
+    middle = root_r @ sigma @ root_r
+    values, vectors = np.linalg.eigh((middle + middle.T) / 2)
+    value = float(((mu - mu_r) ** 2).sum() + (root_r ** 2).sum() + np.trace(sigma)
+                  - 2 * np.sqrt(np.clip(values, 0, None)).sum())  # as frechet_distance
+    keep = values > max(values.max(), 0.0) * 1e-10  # the reference's null space has no say
+    values, vectors = values[keep], vectors[:, keep]
+    side = root_r @ vectors
+    gradient = np.eye(len(mu)) - (side / np.sqrt(values)) @ side.T
+    influence = 2 * x @ (mu - mu_r) + ((x @ gradient) * x).sum(1)
+    return max(value, 0.0), float(influence.std(ddof=1) / np.sqrt(m))
 
 
 def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 10, subset_size: int = 1000,

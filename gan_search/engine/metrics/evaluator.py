@@ -19,11 +19,11 @@ from gan_search.engine.data import Dataset, cache_dir
 from gan_search.engine.atomic import save_atomic
 from gan_search.engine.metrics import collapse as cm
 from gan_search.engine.metrics.classifier import CLASSIFIER_VERSION, TrainedClassifier, load_or_train
-from gan_search.engine.metrics.distances import (frechet_distance, gaussian_stats, kernel_mean_offdiag,
-                                          kid_terms)
+from gan_search.engine.metrics.distances import (frechet_with_noise, gaussian_stats,
+                                                 kernel_mean_offdiag, kid_terms, matrix_sqrt)
 from gan_search.engine.metrics.features import default_extractor, embed, get_extractor
 
-STATS_VERSION = 3  # 3: the reference is held out from training (part of the key too)
+STATS_VERSION = 4  # 3: the reference is held out from training (part of the key too); 4: root
 
 
 def ndb_bins(n: int) -> int:
@@ -120,7 +120,7 @@ class Evaluator:
         mu, sigma = gaussian_stats(features)
         centroids = cm.kmeans(features, ndb_bins(len(features)))
         ref = {"version": STATS_VERSION, "images": images, "features": features, "mu": mu,
-               "sigma": sigma, "centroids": centroids,
+               "sigma": sigma, "root": matrix_sqrt(sigma), "centroids": centroids,
                "bin_counts": cm.bin_counts(features, centroids),
                # cached so that an evaluation only computes terms involving its own samples
                "knn_radius": cm.knn_radius(features), "kid_real_term": kernel_mean_offdiag(features)}
@@ -144,9 +144,9 @@ class Evaluator:
         images = images[:self.n]
         ref = self.reference
         features = embed(self.extractor, images, device=self.device)
-        mu, sigma = gaussian_stats(features)
+        fid, noise = frechet_with_noise(ref["mu"], ref["root"], features)
         scores: dict[str, float | int | str] = {
-            "fid_lite": frechet_distance(ref["mu"], ref["sigma"], mu, sigma),
+            "fid_lite": fid, "fid_lite_std": noise,
             "kid": kid_terms(ref["features"], features, float(ref["kid_real_term"])),
         }
         scores.update(cm.prdc(ref["features"], features, real_radius=ref["knn_radius"]))
