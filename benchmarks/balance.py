@@ -71,7 +71,7 @@ def best_fid(config: TrainConfig, images, evaluator: Evaluator) -> tuple[float, 
         result = trainer.train(min(config.iters, trainer.step + config.eval_every))
         if result.status != "finished":
             return math.inf, trainer.skip_shares()
-        best = min(best, evaluator.score(trainer.sample(evaluator.n))["fid_lite"])
+        best = min(best, evaluator.score(trainer.sample(evaluator.generated))["fid_lite"])
     return best, trainer.skip_shares()
 
 

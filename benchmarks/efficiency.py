@@ -42,6 +42,8 @@ from typing import Any, Iterator
 
 from ray.tune import Callback
 
+from gan_search.engine.metrics.evaluator import GENERATED_PER_REFERENCE
+
 SPACE = {
     "data": {"source": "digits", "size": 16, "channels": 1},
     "parameters": {
@@ -259,7 +261,7 @@ def retrain(job: tuple) -> float:
         if trainer.train(target, sync_every=25).status != "finished":
             return WORST
         if trainer.step % every == 0 or trainer.step == iters:
-            best = min(best, float(evaluator.score(trainer.sample(evaluator.n))["fid_lite"]))
+            best = min(best, float(evaluator.score(trainer.sample(evaluator.generated))["fid_lite"]))
     return best
 
 
@@ -327,6 +329,16 @@ def baseline_runs(spec: Any, budget: int, iters: int, every: int) -> dict:
             "one_trial": mean_std(scores[len(FRESH):])}
 
 
+def check_scores(done: list[dict], log: Path | None) -> None:
+    """A log is only continued with the FID-lite it was measured with: lines from before
+    FID-lite compared 4 x N generated images (2026-12-02) carry no count and used N."""
+    used = {d.get("fid_lite_generated_per_n", 1) for d in done}
+    if used and used != {GENERATED_PER_REFERENCE}:
+        raise SystemExit(f"{log}: measured with FID-lite on {sorted(used)} x N generated images, "
+                         f"this code uses {GENERATED_PER_REFERENCE} x N; continue it with the code "
+                         "it was started with (git worktree add ... 69cd598) or start a new log")
+
+
 def verdict(quick: bool, folder: Path, seeds: int, only: list[str] | None = None,
             log: Path | None = None, strategies: tuple[str, ...] = STRATEGIES) -> dict:
     """Every variant (or ``only`` these), seed and strategy (random search first: it sets
@@ -334,8 +346,10 @@ def verdict(quick: bool, folder: Path, seeds: int, only: list[str] | None = None
     is there already is not run again (a stopped run continues; strategies can be added)."""
     done = [json.loads(line) for line in log.read_text().splitlines()] \
         if log is not None and log.is_file() else []
+    check_scores(done, log)
 
     def logged(record: dict) -> dict:
+        record["fid_lite_generated_per_n"] = GENERATED_PER_REFERENCE
         if log is not None:
             with log.open("a") as f:
                 f.write(json.dumps(record, default=str) + "\n")

@@ -39,11 +39,11 @@ def measure(space: str, repeats: int, train_iters: int) -> dict:
                                                               config.channels, options))
     trainer = GANTrainer(config, data.images, device="cpu")
     trainer.train(2)  # warm-up
-    evaluator.score(trainer.sample(n))
+    evaluator.score(trainer.sample(evaluator.generated))
     eval_times, iter_times = [], []
     for _ in range(repeats):  # interleave the two sides
         started = time.perf_counter()
-        evaluator.score(trainer.sample(n))
+        evaluator.score(trainer.sample(evaluator.generated))
         eval_times.append(time.perf_counter() - started)
         started = time.perf_counter()
         trainer.train(trainer.step + train_iters, sync_every=train_iters)

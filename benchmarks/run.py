@@ -269,7 +269,7 @@ def bare_trial(config: TrainConfig, images: torch.Tensor, evaluator_state: dict)
     evaluator = Evaluator.from_state(evaluator_state)
     while trainer.step < config.iters:
         trainer.train(trainer.step + config.eval_every, sync_every=25)
-        evaluator.score(trainer.sample(evaluator.n))
+        evaluator.score(trainer.sample(evaluator.generated))
     return time.perf_counter() - started
 
 

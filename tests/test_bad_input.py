@@ -80,10 +80,10 @@ CASES = [
     ("score --images FLOATS", "expected a uint8 array"),
     ("score --images CORRUPT", "could not read it as a .npy array"),
     ("score --images FEW --n 5", "--n 5: at least 10 samples are needed"),
-    ("score --images FEW", "has 20 images, fewer than N=64"),
+    ("score --images FEW", "has 40 images, fewer than the 256 (4 x N=64)"),
     ("score --images EMPTY_DIR", "has no images"),
     ("score --images FEW --extractor vgg", "argument --extractor: invalid choice: 'vgg'"),
-    ("score --images FEW --n 20 --extractor inception --inception-weights MISSING",
+    ("score --images FEW --n 10 --extractor inception --inception-weights MISSING",
      "Inception weights file MISSING does not exist"),
     # sample
     ("sample --n 0", "--n 0: must lie in 1..4096"),
@@ -118,7 +118,7 @@ def fixtures(tmp_path_factory):
         paths[name].write_text(text)
     arrays = {"TWO_CHANNELS": np.zeros((30, 16, 16, 2), np.uint8),
               "FLOATS": np.zeros((30, 3, 16, 16), np.float32),
-              "FEW": np.zeros((20, 3, 16, 16), np.uint8)}
+              "FEW": np.zeros((40, 3, 16, 16), np.uint8)}
     for name, array in arrays.items():
         paths[name] = root / f"{name.lower()}.npy"
         np.save(paths[name], array)
@@ -179,7 +179,7 @@ def test_the_installed_command_refuses_in_one_line(tmp_path, args, message):
 
 
 def test_an_rgba_array_is_scored_as_rgb_with_a_warning(tmp_path, capsys):
-    rgba = np.random.default_rng(0).integers(0, 255, (200, 16, 16, 4), dtype=np.uint8)
+    rgba = np.random.default_rng(0).integers(0, 255, (800, 16, 16, 4), dtype=np.uint8)
     np.save(tmp_path / "rgba.npy", rgba)
     assert main(["score", "--space", "smoke", "--images", str(tmp_path / "rgba.npy")]) == 0
     captured = capsys.readouterr()

@@ -100,8 +100,9 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     prepare.connect(address)
     if placement.note:
         log(f"note: {placement.note}")
-    log(f"scores: FID-lite ({evaluator.extractor_name}) and collapse on N={evaluator.n} against "
-        f"{splits.description}; trials train on the other {len(splits.train.images):,} images")
+    log(f"scores: FID-lite ({evaluator.extractor_name}, {evaluator.generated:,} generated images, "
+        f"with its noise) and collapse (N={evaluator.n}) against {splits.description}; trials "
+        f"train on the other {len(splits.train.images):,} images")
     board = ray.remote(num_cpus=0)(ProgressBoard).remote()  # the live line's source
     shared = shared_settings(config, placement)
     trainable = _trainable(placement, splits.train, evaluator, board, shared)

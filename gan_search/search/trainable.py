@@ -147,7 +147,7 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
 def _evaluate_and_report(trainer: GANTrainer, evaluator: Evaluator, progress: dict,
                          losses: dict, settings: SharedSettings, resumed_from: int) -> float:
     """Score N samples, report every metric with a checkpoint; the FID-lite."""
-    scores = evaluator.score(trainer.sample(evaluator.n))
+    scores = evaluator.score(trainer.sample(evaluator.generated))
     metrics = _progress_metrics(scores, progress, trainer.step, settings)
     metrics.update({"loss_d": losses.get("loss_d"), "loss_g": losses.get("loss_g"),
                     "d_real": losses.get("d_real"), "d_fake": losses.get("d_fake")})

@@ -57,15 +57,17 @@ def test_fid_noise_is_estimated_from_the_samples_it_scores():
 
 def test_the_evaluator_reports_the_noise_of_its_own_samples(isolated_cache):
     data = load_dataset("digits", 16, 1)
-    evaluator = Evaluator(Dataset(data.images[:300], None, ()), n=200)
-    scores = evaluator.score(data.images[300:500])
-    features = embed(evaluator.extractor, data.images[300:500])
+    evaluator = Evaluator(Dataset(data.images[:300], None, ()), n=100)
+    assert evaluator.generated == 400  # FID-lite: 4 x N generated images against N real
+    scores = evaluator.score(data.images[300:700])
+    assert scores["fid_lite_generated"] == 400 and scores["fid_lite_n"] == 100
+    features = embed(evaluator.extractor, data.images[300:700])
     ref = evaluator.reference
     assert scores["fid_lite"] == pytest.approx(frechet_distance(
         ref["mu"], ref["sigma"], *gaussian_stats(features)), rel=1e-6)
     assert scores["fid_lite_std"] == pytest.approx(
         frechet_with_noise(ref["mu"], ref["root"], features)[1], rel=1e-9)
-    blurred = evaluator.score(data.images[500:700] // 2)  # another generator, another noise
+    blurred = evaluator.score(data.images[700:1100] // 2)  # another generator, another noise
     assert 0 < scores["fid_lite_std"] < scores["fid_lite"]
     assert blurred["fid_lite_std"] != pytest.approx(scores["fid_lite_std"], rel=0.05)
 
@@ -149,12 +151,12 @@ def test_default_extractor_by_size():
 
 def test_real_statistics_and_classifier_are_cached(isolated_cache):
     data = load_dataset("fake", 16, 3, {"n": 120, "classes": 3})
-    first = Evaluator(data, n=100, dataset_key="fake-test-key")
+    first = Evaluator(data, n=100, dataset_key="fake-test-key", generated=100)
     stats = list((isolated_cache / "stats").glob("fake-test-key-randconv32-v1-n100.pt"))
     classifiers = list((isolated_cache / "classifiers").glob("fake-test-key-*.pt"))
     assert len(stats) == 1 and len(classifiers) == 1
     stamp = (stats[0].stat().st_mtime_ns, classifiers[0].stat().st_mtime_ns)
-    second = Evaluator(data, n=100, dataset_key="fake-test-key")
+    second = Evaluator(data, n=100, dataset_key="fake-test-key", generated=100)
     assert (stats[0].stat().st_mtime_ns, classifiers[0].stat().st_mtime_ns) == stamp
     sample = data.images[20:120]
     a, b = first.score(sample), second.score(sample)
@@ -178,7 +180,7 @@ def test_the_classifier_stops_once_it_classifies_every_held_out_image():
 def test_evaluator_refuses_wrong_shapes_and_too_few_images():
     data = load_dataset("fake", 16, 3, {"n": 60})
     evaluator = Evaluator(Dataset(data.images, None, ()), n=50)
-    with pytest.raises(ValueError, match="need at least 50"):
+    with pytest.raises(ValueError, match="need at least 200 generated"):
         evaluator.score(data.images[:10])
     with pytest.raises(ValueError, match="expected uint8 images of shape"):
         evaluator.score(data.images[:, :1])
@@ -218,7 +220,7 @@ def test_score_command_prints_json_for_a_folder_and_an_array(tmp_path):
     digits = load_dataset("digits", 16, 1).images
     folder = tmp_path / "generated"
     folder.mkdir()
-    for i in range(60):
+    for i in range(200):  # FID-lite compares 4 x N generated images with N real ones
         Image.fromarray(digits[i, 0].numpy()).resize((32, 32)).save(folder / f"{i}.png")
     result = cli("score", "--space", "digits", "--images", str(folder), "--n", "50")
     assert result.returncode == 0, result.stderr
@@ -226,6 +228,6 @@ def test_score_command_prints_json_for_a_folder_and_an_array(tmp_path):
     assert scores["fid_lite_n"] == 50 and scores["fid_lite_extractor"] == "randconv32-v1"
     assert 0 <= scores["collapse"] <= 1 and scores["classes_found"] >= 5
     assert "warning" in result.stderr and "32x32" in result.stderr  # resized, and said so
-    np.save(tmp_path / "gen.npy", digits[:60].numpy())
+    np.save(tmp_path / "gen.npy", digits[:200].numpy())
     result = cli("score", "--images", str(tmp_path / "gen.npy"), "--n", "50")
     assert result.returncode == 0 and json.loads(result.stdout)["fid_lite"] >= 0

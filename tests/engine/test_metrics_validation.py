@@ -2,7 +2,10 @@
 near zero for two disjoint halves of the same real data (Heusel et al. 2017's checks).
 
 Reference: one seeded half of scikit-learn digits (898 images, 16 px); samples: the
-other half (899, first 898 used), disturbed or with classes dropped."""
+other half (899, first 898 used), disturbed or with classes dropped. These check the
+features and distances at one generated image per reference image (``generated=N``; a search
+compares 4 x N, which real halves of digits cannot give); the colour disturbances and the
+held-out test in test_data.py check the search's ratio."""
 
 import pytest
 import torch
@@ -20,7 +23,7 @@ def halves():
     order = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(0))
     a, b = order[:N], order[N:2 * N]
     reference = Dataset(data.images[a], data.labels[a], data.classes)
-    return Evaluator(reference, n=N), data.images[b], data.labels[b]
+    return Evaluator(reference, n=N, generated=N), data.images[b], data.labels[b]
 
 
 def scores_of(evaluator, images):
@@ -84,12 +87,14 @@ def test_the_same_inputs_give_the_same_scores_twice(halves):
     evaluator, sample, labels = halves
     first = scores_of(evaluator, sample)
     assert scores_of(evaluator, sample) == first
-    again = Evaluator(Dataset(evaluator.reference["images"], None, ()), n=N)  # rebuilt from scratch
+    # rebuilt from scratch
+    again = Evaluator(Dataset(evaluator.reference["images"], None, ()), n=N, generated=N)
     assert again.score(sample)["fid_lite"] == first["fid_lite"]
 
 
 def test_colour_fake_data_disturbances_are_seen_too():
-    data = load_dataset("fake", 32, 3, {"n": 600, "classes": 4})
+    """At the search's ratio: 1,200 generated images against 300 real ones."""
+    data = load_dataset("fake", 32, 3, {"n": 1500, "classes": 4})
     reference = Dataset(data.images[:300], data.labels[:300], data.classes)
     evaluator = Evaluator(reference, n=300)
     sample = data.images[300:]
