@@ -5,6 +5,7 @@ efficiency, the default run) run in the full suite: `python benchmarks/run.py`."
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,21 @@ def test_the_verdict_counts_each_evaluation_with_the_iterations_behind_it():
     assert to_reach(seen.seen, 20.0) == 80 and to_reach(seen.seen, 5.0) == math.inf
     assert best_within(seen.seen, 60) == ("a", 30.0)
     assert best_within(seen.seen, 100) == ("b", 10.0)
+
+
+def test_the_score_noise_table_pools_the_best_trials_and_ranks_against_the_check():
+    """score_noise.py: a score's noise is pooled over the 10 best trials by the independent
+    check (root mean of their variances over generated sets), its spread is over the 10
+    lowest first-set scores, and Spearman compares first-set scores with the check."""
+    from score_noise import summarise
+
+    rows = {f"t{i}": {"check": float(i), "scores": {
+        "fid@N": [10.0 + i, 10.0 + i + (2.0 if i < 10 else 0.0)],  # variance 2 for the best 10
+        "delta@N": [1.5, 1.5]}} for i in range(12)}
+    rows["t11"]["scores"]["fid@N"][0] = 0.0  # the worst by the check scores best: one swap
+    table = summarise({"rows": rows})
+    assert [row["score"] for row in table] == ["fid@N"]
+    row = table[0]
+    assert math.isclose(row["noise"], math.sqrt(2.0)) and math.isclose(row["estimated"], 1.5)
+    assert math.isclose(row["spearman_top"], 1.0) and row["spearman_all"] < 0.9
+    assert math.isclose(row["spread_top"], statistics.stdev([0.0, *[10.0 + i for i in range(9)]]))
