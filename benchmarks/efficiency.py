@@ -331,7 +331,7 @@ def baseline_runs(spec: Any, budget: int, iters: int, every: int) -> dict:
 
 def check_scores(done: list[dict], log: Path | None) -> None:
     """A log is only continued with the FID-lite it was measured with: lines from before
-    FID-lite compared 4 x N generated images (2026-12-02) carry no count and used N."""
+    FID-lite compared 2 x N generated images (2026-12-02) carry no count and used N."""
     used = {d.get("fid_lite_generated_per_n", 1) for d in done}
     if used and used != {GENERATED_PER_REFERENCE}:
         raise SystemExit(f"{log}: measured with FID-lite on {sorted(used)} x N generated images, "

@@ -345,7 +345,7 @@ def precision_quality(quick: bool) -> list[dict]:
                 trainer, best = GANTrainer(config, splits.train.images, device="cpu"), math.inf
                 while trainer.step < iters:
                     trainer.train(trainer.step + every)
-                    best = min(best, evaluator.score(trainer.sample(400))["fid_lite"])
+                    best = min(best, evaluator.score(trainer.sample(evaluator.generated))["fid_lite"])
                 scores[precision].append(round(best, 3))
         spread = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
         rows.append({"size": size, "iters": iters, "seeds": seeds, **scores,

@@ -113,8 +113,9 @@ def candidate_scores(evaluator, root: np.ndarray, images: torch.Tensor, n: int) 
     features = embed(evaluator.extractor, images)
     fid = {m: frechet_with_noise(ref["mu"], root, features[:m]) for m in (n, 2 * n, 3 * n, 4 * n)}
     slope, intercept = np.polyfit([1 / m for m in fid], [v[0] for v in fid.values()], 1)
-    scores = {"fid@N": fid[n][0], "fid@4N": fid[4 * n][0], "fid_inf": float(intercept),
-              "delta@N": fid[n][1], "delta@4N": fid[4 * n][1],
+    scores = {"fid@N": fid[n][0], "fid@2N": fid[2 * n][0], "fid@4N": fid[4 * n][0],
+              "fid_inf": float(intercept), "delta@N": fid[n][1], "delta@2N": fid[2 * n][1],
+              "delta@4N": fid[4 * n][1],
               "kid": kid_terms(ref["features"], features[:n], float(ref["kid_real_term"]))}
     if evaluator.classifier is not None:
         model = evaluator.classifier.model.eval()

@@ -216,7 +216,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     spec, config, source, options = _prepare(args.space, [], None, args.data)
     from gan_search.engine.data import load_splits, read_images
     from gan_search.engine.metrics import Evaluator
-    from gan_search.engine.metrics.evaluator import GENERATED_PER_REFERENCE
+    from gan_search.engine.metrics.evaluator import GENERATED_PER_REFERENCE, generated_for
 
     images, notes = read_images(args.images, config.image_size, config.channels)
     for note in notes:
@@ -226,10 +226,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     n = args.n or min(spec.budget.eval_samples, len(splits.reference.images))
     if n < 10:
         raise ConfigError(f"--n {n}: at least 10 samples are needed for the k-NN metrics")
-    wanted = GENERATED_PER_REFERENCE * n  # what FID-lite compares with the N reference images
+    wanted = generated_for(n)  # what FID-lite compares with the N reference images
     if len(images) < wanted:
         raise ConfigError(f"{args.images} has {len(images)} images, fewer than the {wanted} "
-                          f"({GENERATED_PER_REFERENCE} x N={n}) that the {spec.name} scores use; generate more, or pass "
+                          f"(for N={n}) that the {spec.name} scores use; generate more, or pass "
                           f"--n {len(images) // GENERATED_PER_REFERENCE} (scores are only "
                           "comparable at the same N)")
     if n > len(splits.reference.images):

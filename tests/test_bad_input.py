@@ -80,7 +80,7 @@ CASES = [
     ("score --images FLOATS", "expected a uint8 array"),
     ("score --images CORRUPT", "could not read it as a .npy array"),
     ("score --images FEW --n 5", "--n 5: at least 10 samples are needed"),
-    ("score --images FEW", "has 40 images, fewer than the 256 (4 x N=64)"),
+    ("score --images FEW", "has 40 images, fewer than the 128 (for N=64)"),
     ("score --images EMPTY_DIR", "has no images"),
     ("score --images FEW --extractor vgg", "argument --extractor: invalid choice: 'vgg'"),
     ("score --images FEW --n 10 --extractor inception --inception-weights MISSING",

@@ -274,7 +274,7 @@ def _progress_metrics(scores: dict, progress: dict, step: int,
     best = progress["best"]
     if values["fid_lite"] < best["fid_lite"]:
         progress.update(best_step=step, collapse_at_best=values["collapse"],
-                        fid_lite_std_at_best=float(scores["fid_lite_std"]))
+                        fid_lite_std_at_best=float(scores.get("fid_lite_std", math.nan)))
     for name, value in values.items():
         best[name] = min(best[name], value)
     above = values["collapse"] > settings.collapse_threshold

@@ -16,6 +16,7 @@ from gan_search.core.errors import DataError
 from gan_search.engine.metrics import Evaluator, RandConv, frechet_distance, gaussian_stats, kid, ndb_k, prdc
 from gan_search.engine.metrics.collapse import class_metrics, collapse_score, kmeans
 from gan_search.engine.metrics.distances import frechet_with_noise, matrix_sqrt
+from gan_search.engine.metrics.evaluator import generated_for
 from gan_search.engine.metrics.features import InceptionFeatures, default_extractor, embed
 
 
@@ -57,10 +58,11 @@ def test_fid_noise_is_estimated_from_the_samples_it_scores():
 
 def test_the_evaluator_reports_the_noise_of_its_own_samples(isolated_cache):
     data = load_dataset("digits", 16, 1)
-    evaluator = Evaluator(Dataset(data.images[:300], None, ()), n=100)
-    assert evaluator.generated == 400  # FID-lite: 4 x N generated images against N real
+    evaluator = Evaluator(Dataset(data.images[:300], None, ()), n=200)
+    assert evaluator.generated == 400  # FID-lite: 2 x N generated images against N real
+    assert [generated_for(n) for n in (100, 400, 1500, 2000, 3000)] == [200, 800, 2000, 2000, 3000]
     scores = evaluator.score(data.images[300:700])
-    assert scores["fid_lite_generated"] == 400 and scores["fid_lite_n"] == 100
+    assert scores["fid_lite_generated"] == 400 and scores["fid_lite_n"] == 200
     features = embed(evaluator.extractor, data.images[300:700])
     ref = evaluator.reference
     assert scores["fid_lite"] == pytest.approx(frechet_distance(
@@ -180,7 +182,7 @@ def test_the_classifier_stops_once_it_classifies_every_held_out_image():
 def test_evaluator_refuses_wrong_shapes_and_too_few_images():
     data = load_dataset("fake", 16, 3, {"n": 60})
     evaluator = Evaluator(Dataset(data.images, None, ()), n=50)
-    with pytest.raises(ValueError, match="need at least 200 generated"):
+    with pytest.raises(ValueError, match="need at least 100 generated"):
         evaluator.score(data.images[:10])
     with pytest.raises(ValueError, match="expected uint8 images of shape"):
         evaluator.score(data.images[:, :1])
@@ -220,7 +222,7 @@ def test_score_command_prints_json_for_a_folder_and_an_array(tmp_path):
     digits = load_dataset("digits", 16, 1).images
     folder = tmp_path / "generated"
     folder.mkdir()
-    for i in range(200):  # FID-lite compares 4 x N generated images with N real ones
+    for i in range(100):  # FID-lite compares 2 x N generated images with N real ones
         Image.fromarray(digits[i, 0].numpy()).resize((32, 32)).save(folder / f"{i}.png")
     result = cli("score", "--space", "digits", "--images", str(folder), "--n", "50")
     assert result.returncode == 0, result.stderr
@@ -228,6 +230,6 @@ def test_score_command_prints_json_for_a_folder_and_an_array(tmp_path):
     assert scores["fid_lite_n"] == 50 and scores["fid_lite_extractor"] == "randconv32-v1"
     assert 0 <= scores["collapse"] <= 1 and scores["classes_found"] >= 5
     assert "warning" in result.stderr and "32x32" in result.stderr  # resized, and said so
-    np.save(tmp_path / "gen.npy", digits[:200].numpy())
+    np.save(tmp_path / "gen.npy", digits[:100].numpy())
     result = cli("score", "--images", str(tmp_path / "gen.npy"), "--n", "50")
     assert result.returncode == 0 and json.loads(result.stdout)["fid_lite"] >= 0

@@ -4,7 +4,7 @@ near zero for two disjoint halves of the same real data (Heusel et al. 2017's ch
 Reference: one seeded half of scikit-learn digits (898 images, 16 px); samples: the
 other half (899, first 898 used), disturbed or with classes dropped. These check the
 features and distances at one generated image per reference image (``generated=N``; a search
-compares 4 x N, which real halves of digits cannot give); the colour disturbances and the
+compares 2 x N, which real halves of digits cannot give); the colour disturbances and the
 held-out test in test_data.py check the search's ratio."""
 
 import pytest
@@ -93,8 +93,8 @@ def test_the_same_inputs_give_the_same_scores_twice(halves):
 
 
 def test_colour_fake_data_disturbances_are_seen_too():
-    """At the search's ratio: 1,200 generated images against 300 real ones."""
-    data = load_dataset("fake", 32, 3, {"n": 1500, "classes": 4})
+    """At the search's ratio: 600 generated images against 300 real ones."""
+    data = load_dataset("fake", 32, 3, {"n": 900, "classes": 4})
     reference = Dataset(data.images[:300], data.labels[:300], data.classes)
     evaluator = Evaluator(reference, n=300)
     sample = data.images[300:]

@@ -61,9 +61,9 @@ def frechet_with_noise(mu_r: np.ndarray, root_r: np.ndarray,
                   - 2 * np.sqrt(np.clip(values, 0, None)).sum())  # as frechet_distance
     keep = values > max(values.max(), 0.0) * 1e-10  # the reference's null space has no say
     values, vectors = values[keep], vectors[:, keep]
-    side = root_r @ vectors
-    gradient = np.eye(len(mu)) - (side / np.sqrt(values)) @ side.T
-    influence = 2 * x @ (mu - mu_r) + ((x @ gradient) * x).sum(1)
+    # x' G x = |x|^2 - sum_j (x.root_r v_j)^2 / sqrt(l_j): G itself is never built
+    projected = x @ (root_r @ vectors)
+    influence = 2 * x @ (mu - mu_r) + (x * x).sum(1) - (projected ** 2 / np.sqrt(values)).sum(1)
     return max(value, 0.0), float(influence.std(ddof=1) / np.sqrt(m))
 
 

@@ -23,12 +23,19 @@ from gan_search.engine.metrics.distances import (frechet_with_noise, gaussian_st
                                                  kernel_mean_offdiag, kid_terms, matrix_sqrt)
 from gan_search.engine.metrics.features import default_extractor, embed, get_extractor
 
-# FID-lite compares GENERATED_PER_REFERENCE x N generated images with the N reference images:
-# generating is cheap, and on a default digits search this halved FID-lite's noise (0.36 to
-# 0.17 for one generator) and its bias, with the same rank agreement with an independent
-# check (benchmarks/results/cpu-vm-score-noise.md)
-GENERATED_PER_REFERENCE = 4
+# FID-lite compares GENERATED_PER_REFERENCE x N generated images with the N reference images.
+# Measured (benchmarks/results/cpu-vm-score-noise.md): the noise falls as 1/sqrt(generated)
+# (4 x N halved it on digits, 0.36 to 0.17, with the same rank agreement with an independent
+# check); 4 x N cost 6.7% of digits' training per evaluation, over the 5% budget, 2 x N
+# fits it (noise about 0.71 of N's)
+# at most GENERATED_MAX (never fewer than N): spaces with N = 2,000 keep their evaluation cost
+GENERATED_PER_REFERENCE, GENERATED_MAX = 2, 2000
 STATS_VERSION = 4  # 3: the reference is held out from training (part of the key too); 4: root
+
+
+def generated_for(n: int) -> int:
+    """How many generated images FID-lite compares with N reference images."""
+    return max(n, min(GENERATED_PER_REFERENCE * n, GENERATED_MAX))
 
 
 def ndb_bins(n: int) -> int:
@@ -44,7 +51,8 @@ class Evaluator:
             generator never trained on (``data.load_splits``).
         n: the sample count of the real reference (all real images when it has fewer), and
             of the generated images every score but FID-lite uses. Part of the score's identity.
-        generated: the generated images FID-lite uses (default GENERATED_PER_REFERENCE x n):
+        generated: the generated images FID-lite uses (default ``generated_for(n)``: 2 x n,
+            at most 2,000, at least n):
             ``score`` needs at least this many. Part of FID-lite's identity.
         dataset_key: cache key of the reference (``Splits.reference_key``); None disables
             caching.
@@ -61,7 +69,7 @@ class Evaluator:
         if n < 2 * cm.NEAREST_K:
             raise ValueError(f"the sample count must be at least {2 * cm.NEAREST_K}, got {n}")
         self.n = n
-        self.generated = max(n, generated or GENERATED_PER_REFERENCE * n)
+        self.generated = max(n, generated or generated_for(n))
         self.image_shape = tuple(data.images.shape[1:])
         self.device = torch.device(device or "cpu")
         self.extractor_key = default_extractor(self.image_shape[-1]) if extractor == "auto" \
