@@ -16,13 +16,17 @@ from typing import Any
 TIE_SIGMAS = 2.0
 
 
+def number(value: Any) -> float:
+    """A reported metric as a float; nan when it is missing or not a number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else math.nan
+
+
 def score_noise(metrics: dict[str, Any]) -> float:
     """A trial's score noise: FID-lite's at its best evaluation, when FID-lite is what the
     trial is ranked by (the first objective); nan otherwise or when unknown."""
-    value = metrics.get("fid_lite_std_at_best")
     ranked_by_fid = metrics.get("score") == metrics.get("score_fid_lite")
-    return float(value) if ranked_by_fid and isinstance(value, (int, float)) \
-        and not isinstance(value, bool) else math.nan
+    return number(metrics.get("fid_lite_std_at_best")) if ranked_by_fid else math.nan
 
 
 def difference_noise(noise_a: float, noise_b: float) -> float:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.vocabulary import BROKEN, Status, Strategy
-from gan_search.search.noise import TIE_SIGMAS, rank_labels, score_noise, verdict
+from gan_search.search.noise import TIE_SIGMAS, number, rank_labels, score_noise, verdict
 from gan_search.search.results import SearchOutcome, TrialRow, best_row
 
 
@@ -96,14 +96,9 @@ def _ranks(rows: list[TrialRow]) -> list[str]:
                          score_noise(row.metrics)) for row in rows])
 
 
-def _number(value) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        else math.nan
-
-
 def _with_noise(value, noise) -> str:
     """"5.223 ± 0.190" (a score and its noise), "5.223" without a noise, "-" without a score."""
-    value, noise = _number(value), _number(noise)
+    value, noise = number(value), number(noise)
     if not math.isfinite(value):
         return "-"
     return f"{value:.3f} ± {noise:.3f}" if math.isfinite(noise) else f"{value:.3f}"

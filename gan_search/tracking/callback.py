@@ -29,8 +29,8 @@ from gan_search.tracking.recorder import Recorder
 from gan_search.tracking.tags import LINEAGE_TAG, NODE_TAG
 from gan_search.tracking.writer import Writer
 
-METRICS = ("fid_lite", "fid_lite_std", "fid_lite_std_at_best", "kid", "collapse", "coverage", "precision", "recall", "density", "ndb_k",
-           "classes_found", "class_kl", "fid_lite_best", "best_step", "collapse_at_best",
+METRICS = ("fid_lite", "fid_lite_std", "fid_lite_std_at_best", "kid", "collapse", "coverage",
+           "precision", "recall", "density", "ndb_k", "classes_found", "class_kl", "fid_lite_best", "best_step", "collapse_at_best",
            "kid_best", "score", "loss_d", "loss_g", "d_real", "d_fake", "skipped_d", "skipped_g",
            # the settings in effect (a PBT member's change), and how often it copied another
            *(f"setting_{name}" for name in TRAINING_SETTINGS), "exploits")

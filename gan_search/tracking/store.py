@@ -20,9 +20,10 @@ from gan_search.tracking.tags import CONFIRM_OF_TAG, ROLE_TAG, SEARCH_TAG, STATU
 
 VIEW_TAG = "mlflow.sharedViewState."  # + key: a saved view of the runs table (the UI's format)
 # the UI's runs table shows these columns in the saved view of a search
-VIEW_COLUMNS = ["metrics.`fid_lite_best`", "metrics.`fid_lite_std_at_best`", "metrics.`best_step`",
-                "metrics.`collapse_at_best`", "metrics.`kid_best`", f"tags.`{STATUS_TAG}`", f"tags.`{ROLE_TAG}`",
-                f"tags.`{CONFIRM_OF_TAG}`", "metrics.`exploits`"]
+VIEW_COLUMNS = ["metrics.`fid_lite_best`", "metrics.`fid_lite_std_at_best`",
+                "metrics.`best_step`", "metrics.`collapse_at_best`", "metrics.`kid_best`",
+                f"tags.`{STATUS_TAG}`", f"tags.`{ROLE_TAG}`", f"tags.`{CONFIRM_OF_TAG}`",
+                "metrics.`exploits`"]
 REMOTE_TIMEOUT_S = 5  # per request to a tracking server: a dead server must not hold the search
 
 

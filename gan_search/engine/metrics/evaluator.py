@@ -27,8 +27,8 @@ from gan_search.engine.metrics.features import default_extractor, embed, get_ext
 # Measured (benchmarks/results/cpu-vm-score-noise.md): the noise falls as 1/sqrt(generated)
 # (4 x N halved it on digits, 0.36 to 0.17, with the same rank agreement with an independent
 # check); 4 x N cost 6.7% of digits' training per evaluation, over the 5% budget, 2 x N
-# fits it (noise about 0.71 of N's)
-# at most GENERATED_MAX (never fewer than N): spaces with N = 2,000 keep their evaluation cost
+# fits it (noise about 0.71 of N's). At most GENERATED_MAX (never fewer than N): spaces with
+# N = 2,000 keep their evaluation cost
 GENERATED_PER_REFERENCE, GENERATED_MAX = 2, 2000
 STATS_VERSION = 4  # 3: the reference is held out from training (part of the key too); 4: root
 
@@ -98,8 +98,9 @@ class Evaluator:
             classifier = {"state": self.classifier.model.state_dict(),
                           "accuracy": self.classifier.accuracy,
                           "num_classes": self.classifier.num_classes}
-        return {"n": self.n, "generated": self.generated, "image_shape": self.image_shape, "extractor": self.extractor_key,
-                "reference": self.reference, "classifier": classifier}
+        return {"n": self.n, "generated": self.generated, "image_shape": self.image_shape,
+                "extractor": self.extractor_key, "reference": self.reference,
+                "classifier": classifier}
 
     @classmethod
     def from_state(cls, state: dict, device: str | torch.device | None = None,
