@@ -154,6 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_runs_dir(args.runs_dir)
     check_storage(args.storage)
+    from gan_search.search.study import check_url
+
+    check_url(args.optuna_storage)
 
     spec = load_space(args.space)
     name = check_name(args.name) if args.name is not None else None
@@ -169,7 +172,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            seed=args.seed, address=args.address, data_dir=args.data,
                            storage=args.storage, strategy=args.strategy,
                            device=args.device, confirm=args.confirm,
-                           confirm_seeds=args.confirm_seeds)
+                           confirm_seeds=args.confirm_seeds, optuna_storage=args.optuna_storage)
     if config.address:  # the head found and our token accepted, before ray loads
         from gan_search.search.cluster import join_address
 
@@ -192,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"logging, {100 * share:.1f}% of the search); compare trials with: {where}")
     if outcome.interrupted:
         storage = f" --storage {args.storage}" if args.storage else ""
+        if args.optuna_storage:
+            storage += f" --optuna-storage {args.optuna_storage}"
         print(f"gan-search: interrupted; continue with: gan-search run --space {args.space} "
               f"--runs-dir {args.runs_dir}{storage} --resume --name {outcome.name}",
               file=sys.stderr)
@@ -247,16 +252,24 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Serve the MLflow UI on a runs directory's store (127.0.0.1 unless --host) and print
-    (and, where a browser is at hand, open) the link to a search's trials, best first."""
+    (and, where a browser is at hand, open) the link to a search's trials, best first; with
+    --optuna, optuna-dashboard on the searches' Optuna studies and the link to one."""
     from gan_search.tracking import ui
 
     if args.search is not None:
         from gan_search.search.names import check_name
 
         check_name(args.search)
+    if args.optuna:
+        from gan_search.search import dashboard, study
+
+        study.check_url(args.optuna_storage)
+        return dashboard.serve(study.storage_url(args.runs_dir, args.optuna_storage), args.host,
+                               args.port or dashboard.DEFAULT_PORT, args.search,
+                               not args.no_browser)
     if args.tracking_uri:  # a server that runs already: only the link
         return ui.show_link(args.tracking_uri, args.search, not args.no_browser)
-    return ui.serve(args.runs_dir, args.host, args.port, args.search, not args.no_browser)
+    return ui.serve(args.runs_dir, args.host, args.port or 5000, args.search, not args.no_browser)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -305,6 +318,13 @@ def cmd_spaces(args: argparse.Namespace) -> int:
         spec = load_space(name)
         print(f"{name:10s} {spec.data.source:14s} {spec.data.size:4d}px  {spec.description}")
     return 0
+
+
+# run and ui: where the searches' Optuna studies are
+OPTUNA_STORAGE = (("--optuna-storage",), dict(
+    default=os.environ.get("GAN_SEARCH_OPTUNA_STORAGE"), metavar="URL",
+    help="Optuna RDB storage of the searches' studies, one per search, named after it "
+         "(default: $GAN_SEARCH_OPTUNA_STORAGE, else sqlite:///RUNS_DIR/optuna.db)"))
 
 
 def _options() -> dict[str, argparse.ArgumentParser]:
@@ -374,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Tune storage shared by all nodes of a cluster: s3://bucket/path or "
                           "a shared (NFS) folder (default: $GAN_SEARCH_STORAGE, which "
                           "cluster/setup-node.sh sets, else RUNS_DIR/tune)")
+    run.add_argument(*OPTUNA_STORAGE[0], **OPTUNA_STORAGE[1])
     run.set_defaults(func=cmd_run)
     score = sub.add_parser("score", parents=[common["space"]],
                            help="score generated images against a space's real data")
@@ -389,8 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", parents=[common["store"]],
                         help="open the MLflow UI on the search store (with --tracking-uri: "
                              "print (and open) the link to a search on that running server, "
-                             "serve nothing)")
-    ui.add_argument("--port", type=int, default=5000)
+                             "serve nothing; with --optuna: optuna-dashboard on the Optuna "
+                             "studies instead)")
+    ui.add_argument("--port", type=int, help="default 5000 (MLflow), 8080 (--optuna)")
+    ui.add_argument("--optuna", action="store_true",
+                    help="serve optuna-dashboard on the searches' Optuna studies "
+                         "(--optuna-storage, else RUNS_DIR/optuna.db)")
+    ui.add_argument(*OPTUNA_STORAGE[0], **OPTUNA_STORAGE[1])
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     ui.add_argument("--search", metavar="NAME", help="the search to show (default: the latest)")
     ui.add_argument("--no-browser", action="store_true", help="only print the link")

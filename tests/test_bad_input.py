@@ -98,6 +98,12 @@ CASES = [
     # spaces
     ("spaces kittens", "unknown space 'kittens'"),
     ("spaces BAD_YAML", "not valid YAML"),
+    # the Optuna study storage
+    ("run --optuna-storage s3://bucket/studies", "not a database URL"),
+    ("run --runs-dir RUNS --name studied", "already holds a study named 'studied'"),
+    ("ui --optuna --runs-dir EMPTY_DIR", "no Optuna study in"),
+    ("ui --optuna --runs-dir RUNS --search nosuch", "no Optuna study of that name"),
+    ("ui --optuna --optuna-storage https://example.org/db", "not a database URL"),
 ]
 
 
@@ -109,6 +115,9 @@ def fixtures(tmp_path_factory):
              "A_FILE": root / "a_file.txt"}
     paths["EMPTY_DIR"].mkdir()
     (paths["RUNS"] / "tune" / "taken").mkdir(parents=True)  # an earlier search named taken
+    import optuna  # a study named studied, whose Tune folder is gone
+
+    optuna.create_study(study_name="studied", storage=f"sqlite:///{paths['RUNS']}/optuna.db")
     paths["A_FILE"].write_text("not a folder")
     for name, text in (("BAD_YAML", BAD_YAML), ("UNKNOWN_KEY", UNKNOWN_KEY),
                        ("BAD_BOUNDS", BAD_BOUNDS), ("BAD_NAME", BAD_NAME),

@@ -90,7 +90,8 @@ LIGHT = {
     "gan_search.engine.metrics": (*GLUE, "sklearn"),
     # what the CLI checks input with, before anything heavy loads
     "gan_search.search.placement, gan_search.search.names, gan_search.search.cluster, "
-    "gan_search.search.confirm, gan_search.search.settings, gan_search.search.results":
+    "gan_search.search.confirm, gan_search.search.settings, gan_search.search.results, "
+    "gan_search.search.study, gan_search.search.dashboard":
         ("torch", *GLUE),
     "gan_search.cli": ("torch", *GLUE),
     "gan_search.search.tuning, gan_search.search.analysis": ("mlflow", "torch.nn"),
@@ -111,3 +112,11 @@ def test_light_modules_load_nothing_heavy():
         assert run.returncode == 0, err
         loaded[module] = out.strip()
     assert loaded == {module: "" for module in LIGHT}
+
+
+def test_the_study_is_read_through_optunas_public_api_only():
+    """A search's Optuna study is opened with ``optuna.load_study`` on its storage, never
+    through the private ``_ot_study`` / ``_ot_trials`` of Ray's ``OptunaSearch``."""
+    hits = [f"{path.relative_to(PACKAGE)}:{number}" for path in PACKAGE.rglob("*.py")
+            for number, line in enumerate(path.read_text().splitlines(), 1) if "._ot_" in line]
+    assert not hits

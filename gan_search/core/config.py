@@ -245,6 +245,7 @@ class SearchConfig:
     data_source: str = ""
     data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     storage: str | None = None  # Tune storage (s3://..., or a shared folder); None: runs_dir/tune
+    optuna_storage: str | None = None  # the study's Optuna RDB URL; None: runs_dir/optuna.db
     strategy: str = Strategy.TPE_ASHA.value  # how to search: --strategy, else the space's
     device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
     confirm: int = 3  # --confirm K: the top K configurations retrained with fresh seeds
@@ -296,7 +297,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   address: str | None = None, data_dir: str | None = None,
                   storage: str | None = None, strategy: str | None = None,
                   device: str = "auto", confirm: int = 3,
-                  confirm_seeds: int = 2) -> SearchConfig:
+                  confirm_seeds: int = 2, optuna_storage: str | None = None) -> SearchConfig:
     """Check a space and the command-line overrides together; raise ConfigError early."""
     check_space_params(spec)
     if strategy is not None and strategy not in tuple(Strategy):
@@ -325,7 +326,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
         storage=storage, strategy=strategy or spec.strategy, device=device, confirm=confirm,
-        confirm_seeds=confirm_seeds)
+        confirm_seeds=confirm_seeds, optuna_storage=optuna_storage)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config
 

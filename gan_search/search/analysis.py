@@ -8,8 +8,6 @@ and the Pareto front for two objectives. Optuna + matplotlib; no Ray, no MLflow.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -18,27 +16,12 @@ LABELS = {"score": "first objective", "score_collapse": "collapse", "score_kid":
           "score_fid_lite": "FID-lite"}
 
 
-def load_study(experiment: str) -> Any:
-    """The Optuna study of a finished or interrupted search, from Tune's saved searcher
-    state in the experiment folder (local, or on s3://... storage)."""
-    from ray.tune.search.optuna import OptunaSearch
+def load_study(url: str, name: str) -> Any:
+    """The Optuna study of a search (finished, interrupted or running), through Optuna's
+    public API: ``optuna.load_study`` on its storage (study.py)."""
+    import optuna
 
-    searcher = OptunaSearch()
-    if "://" not in experiment:
-        searcher.restore_from_dir(experiment)
-        return searcher._ot_study
-    import pyarrow.fs
-
-    fs, base = pyarrow.fs.FileSystem.from_uri(experiment)
-    states = sorted(i.path for i in fs.get_file_info(pyarrow.fs.FileSelector(base))
-                    if os.path.basename(i.path).startswith("searcher-state-"))
-    if not states:
-        raise RuntimeError(f"no searcher state in {experiment}")
-    with tempfile.TemporaryDirectory() as folder:
-        local = os.path.join(folder, os.path.basename(states[-1]))
-        pyarrow.fs.copy_files(states[-1], local, source_filesystem=fs)
-        searcher.restore(local)
-    return searcher._ot_study
+    return optuna.load_study(study_name=name, storage=url)
 
 
 def complete_trials(study: Any) -> list:

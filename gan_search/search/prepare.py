@@ -11,6 +11,7 @@ from ray import tune
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.errors import ConfigError
+from gan_search.search import study
 from gan_search.search.summary import storage_root
 
 
@@ -29,6 +30,10 @@ def check_name(config: SearchConfig, path: str, resume: bool) -> None:
     if not resume and exists:
         raise ConfigError(f"a search named {config.name!r} already exists in "
                           f"{storage_root(config)}; use --resume to continue it or another --name")
+    url = study.url_of(config)
+    if not resume and study.exists(url, config.name):
+        raise ConfigError(f"the Optuna storage {url} already holds a study named "
+                          f"{config.name!r}; use --resume to continue that search or another --name")
 
 
 def reference(config: SearchConfig) -> tuple[Any, Any]:

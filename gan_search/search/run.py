@@ -25,7 +25,7 @@ from ray import tune  # noqa: E402
 
 from gan_search.core.config import SearchConfig  # noqa: E402
 from gan_search.core.vocabulary import ENDED, WORST, Strategy  # noqa: E402
-from gan_search.search import analysis, cluster, collect, confirm, prepare  # noqa: E402
+from gan_search.search import analysis, cluster, collect, confirm, prepare, study  # noqa: E402
 from gan_search.search.placement import Placement, place_trials  # noqa: E402
 from gan_search.search.progress import ProgressBoard, ProgressView  # noqa: E402
 from gan_search.search.restore import restore_tuner  # noqa: E402
@@ -177,9 +177,9 @@ def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resum
 
 def _what_mattered(config: SearchConfig, outcome: SearchOutcome,
                    log: Callable[[str], None]) -> None:
-    """Optuna's importances and plots of the study (saved with Tune's state); for PBT, the
-    plot of the winner's schedule (a PBT search has no study: Optuna only proposed its
-    starting population)."""
+    """Optuna's importances and plots of the study (from its storage); for PBT, the
+    plot of the winner's schedule (its study holds the population Optuna proposed, whose
+    starting settings say little once members copy each other: no importances)."""
     if config.strategy == Strategy.PBT:
         winner = outcome.confirmation[0] if outcome.confirmation else None
         row = outcome.best if winner is None else next(
@@ -189,8 +189,8 @@ def _what_mattered(config: SearchConfig, outcome: SearchOutcome,
                 row.trial_id, row.metrics, config.iters, summary_dir(config) / "analysis")
         return
     try:
-        outcome.study = analysis.load_study(outcome.path)
-    except (RuntimeError, OSError, ValueError) as err:
+        outcome.study = analysis.load_study(study.url_of(config), config.name)
+    except (KeyError, RuntimeError, OSError, ValueError) as err:
         log(f"note: no importances: the Optuna study could not be read ({err})")
         return
     outcome.importances = analysis.importances(outcome.study)

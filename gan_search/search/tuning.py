@@ -3,10 +3,11 @@
 search itself and the confirmation of its winners over fresh seeds.
 
 Space -> Tune search space (inclusive YAML bounds become Tune's exclusive integer upper
-bound + 1, which OptunaSearch turns back into Optuna's inclusive bound) -> OptunaSearch
-(TPE, GP or random, by the strategy; one objective or two for a Pareto front; the baseline
-evaluated first; a trial ASHA stopped told to Optuna as pruned: searcher.py) + ASHA on the
-first objective + the collapse stopper -> trials with their resources.
+bound + 1, which Ray's conversion turns back into Optuna's inclusive bound) -> StudySearch
+over the search's stored Optuna study (TPE, GP or random, by the strategy; one objective or
+two for a Pareto front; the baseline evaluated first; a trial ASHA stopped told to Optuna
+as pruned: searcher.py, study.py) + ASHA on the first objective + the collapse stopper ->
+trials with their resources.
 
 ``pbt``: a population (the baseline, then configurations Optuna's QMC sampler spreads over
 the space, handed to Tune as ``points_to_evaluate`` of a BasicVariantGenerator: Ray refuses
@@ -31,6 +32,7 @@ from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, PopulationBasedTr
 from gan_search.core.config import TRAINING_SETTINGS, SearchConfig
 from gan_search.core.space import Param
 from gan_search.core.vocabulary import Sampler, Scheduler, Strategy
+from gan_search.search import study
 from gan_search.search.settings import CONFIRM_KEY, same_config
 
 CONFIRM_DIR = "confirm"  # the confirmation's Tune experiment, inside the search's folder
@@ -151,23 +153,30 @@ def _run_config(name: str, storage: str, callbacks: list, keep: int = 1) -> Any:
         failure_config=tune.FailureConfig(max_failures=3))
 
 
+def study_about(config: SearchConfig) -> dict[str, Any]:
+    """What the search is, for a reader of its stored study."""
+    return {"space": config.spec.name, "strategy": config.strategy, "seed": config.seed,
+            "trials": config.trials, "iters": config.iters, "data": config.data_source}
+
+
 def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: list) -> Any:
-    """The search: OptunaSearch (the baseline first; stopped trials told as pruned), ASHA,
-    the collapse stopper; or, for the ``pbt`` strategy, PBT over a population."""
+    """The search: its stored Optuna study (the baseline first; stopped trials told as
+    pruned: searcher.py), ASHA, the collapse stopper; or, for the ``pbt`` strategy, PBT
+    over a population."""
     import optuna
 
     if Strategy(config.strategy) == Strategy.PBT:
         return pbt_tuner(config, trainable, storage, callbacks)
 
-    from gan_search.search.searcher import PrunedAwareOptunaSearch
+    from gan_search.search.searcher import StudySearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     keys, modes = objectives(config)
-    point = config.baseline_point()
-    searcher = PrunedAwareOptunaSearch(
+    searcher = StudySearch(
         metric=keys if len(keys) > 1 else keys[0], mode=modes if len(modes) > 1 else modes[0],
-        sampler=build_sampler(config), study_name=config.name, seed=config.seed,
-        points_to_evaluate=[point] if point else None)  # also seeds TPE with the baseline
+        sampler=build_sampler(config), storage_url=study.url_of(config), study_name=config.name,
+        baseline=config.baseline_point(),  # evaluated first; also seeds TPE
+        metric_names=list(config.spec.objectives), about=study_about(config))
     return tune.Tuner(
         trainable,
         param_space=tune_space(config.searched),
@@ -278,6 +287,7 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
     FID-lite copies one of the best quarter (weights and settings) and perturbs the
     settings that can change while training; the baseline member is never replaced."""
     from ray.tune.search import BasicVariantGenerator
+    from ray.tune.search.optuna import OptunaSearch
 
     every = config.eval_every * config.spec.scheduler.perturbation_interval
     changing = mutations(config.searched)
@@ -288,7 +298,11 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
         perturbation_interval=every, hyperparam_mutations=changing, quantile_fraction=0.25,
         resample_probability=0.25, custom_explore_fn=ClipToSpace(bounds),
         require_attrs=False)  # a failed member reports no FID-lite: PBT passes it by
+    from gan_search.search.population import PopulationStudy
+
     members = population(config)
+    recorder = PopulationStudy(config, members, OptunaSearch.convert_search_space(
+        tune_space(config.searched)), study_about(config))
     return tune.Tuner(
         trainable,
         param_space=tune_space(config.searched),
@@ -305,7 +319,7 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
             reuse_actors=config.address is None, trial_dirname_creator=trial_dirname),
         # a copied checkpoint must outlive the copier's wait: the donor reports up to
         # perturbation_interval more times meanwhile
-        run_config=_run_config(config.name, storage, callbacks,
+        run_config=_run_config(config.name, storage, [*callbacks, recorder],
                                keep=max(3, config.spec.scheduler.perturbation_interval + 2)))
 
 

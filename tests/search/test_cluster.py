@@ -5,6 +5,7 @@ search across nodes, and survives losing a worker mid-search."""
 import os
 import threading
 
+import optuna
 import pytest
 import yaml
 
@@ -198,6 +199,10 @@ def test_a_trial_that_fails_for_its_own_reasons_fails_once_and_says_why(cluster,
     outcome = run_search(config, log=lines.append)
     assert [r.status for r in outcome.rows] == ["failed", "failed"]
     assert all("torch sees no CUDA device there" in r.error for r in outcome.rows)
+    # the stored study says so too: failed, not scored (TPE learns nothing from an error)
+    study = optuna.load_study(study_name="no-cuda", storage=f"sqlite:///{tmp_path}/optuna.db")
+    assert [(t.state.name, t.user_attrs["status"]) for t in study.trials] == \
+        [("FAIL", "failed"), ("FAIL", "failed")]
     for row in outcome.rows:  # started once: a retry would start it again
         assert sum(f"trial {row.trial_id} started" in line for line in lines) == 1, lines
     _, _, children = search_runs(str(tmp_path), "no-cuda")

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import optuna
+import pytest
 from ray.tune import Callback
 
 from helpers import search_runs, tiny_space, write_space
@@ -158,6 +160,23 @@ def test_pbt_members_copy_better_ones_train_on_with_new_settings_and_the_winner_
     summary = "\n".join(outcome_lines(outcome, config, tmp_path / "leaderboard.json"))
     assert ("the winner's schedule: " in summary) == bool(winner.schedule)
     assert "what mattered: no importances for pbt" in summary
+    # the stored Optuna study: the population Optuna proposed, each member one trial (the
+    # baseline first) with the settings it started from, ended with its score and copies
+    study = optuna.load_study(study_name="pbt-test", storage=f"sqlite:///{tmp_path}/optuna.db")
+    trials = {t.user_attrs["tune_trial"]: t for t in study.trials}
+    assert trials.keys() == rows.keys() and len(study.trials) == 4
+    assert study.trials[0].user_attrs["role"] == "baseline" and \
+        study.trials[0].user_attrs["tune_trial"] == baseline.trial_id
+    assert study.trials[0].params == pytest.approx(config.baseline_point())
+    assert [t.user_attrs["role"] for t in study.trials[1:]] == ["member"] * 3
+    for trial_id, trial in trials.items():
+        row = rows[trial_id]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert trial.value == pytest.approx(row.metrics["score"])
+        assert trial.user_attrs["exploits"] == row.metrics["exploits"]
+        assert trial.user_attrs["schedule"] == json.loads(row.metrics["schedule"])
+        # its FID-lite at each evaluation (Tune's iteration; a copy goes on from the donor's)
+        assert min(trial.intermediate_values) == 1 and len(trial.intermediate_values) >= 4
     board = leaderboard(outcome, sorted(config.searched)).splitlines()
     assert board[0].split()[7] == "copies"  # the leaderboard shows each member's copies
     for row in rows.values():
@@ -201,6 +220,11 @@ def test_ctrl_c_then_resume_of_a_pbt_search_runs_no_member_twice(tmp_path):
     assert len(summary["confirm_trials"]) == 2  # the winner (replayed) and the baseline
     _, _, children = search_runs(str(tmp_path / "runs"), "pbt-rs")
     assert len([c for c in children if c.data.tags["gan_search.role"] != "confirm"]) == 4
+    study = optuna.load_study(study_name="pbt-rs",
+                              storage=f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}")
+    assert sorted(t.user_attrs["tune_trial"] for t in study.trials) == sorted(after)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials), \
+        [(t.number, t.state, t.user_attrs) for t in study.trials]
 
 
 def test_a_members_best_checkpoint_is_among_those_of_the_weights_it_ended_with(tmp_path):

@@ -174,7 +174,7 @@ def test_optuna_is_tpe_and_learns_what_each_trial_really_scored(smoke_search):
     score that TPE would take for a full-length one."""
     _, outcome, _ = smoke_search
     study = outcome.study
-    assert isinstance(study.sampler, optuna.samplers.TPESampler) and study.sampler._multivariate
+    assert study.user_attrs["sampler"] == "TPESampler" and study.user_attrs["seed"] == 3
     told = {t.params["lr_g"]: t for t in study.trials}
     assert len(told) == len(outcome.rows)
     states = optuna.trial.TrialState
@@ -306,16 +306,20 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
     for trial in confirmed_before:
         again = next(t for t in confirm_trials if t["trial_id"] == trial["trial_id"])
         assert again["metrics"]["time_total_s"] == trial["metrics"]["time_total_s"]
-    # Optuna's study (saved with Tune's state) holds all five trials with what they scored,
-    # the ones from before the interrupt included
-    from ray.tune.search.optuna import OptunaSearch
-
-    searcher = OptunaSearch()
-    searcher.restore_from_dir(str(storage / "smoke-rs"))
-    told = sorted(round(t.value if t.value is not None else  # pruned: its last evaluation
-                        t.intermediate_values[max(t.intermediate_values)], 6)
-                  for t in searcher._ot_study.trials)
-    assert told == sorted(round(t["metrics"]["score"], 6) for t in after)
+    # the stored Optuna study, as optuna.load_study gives it, holds each of the five trials
+    # once (across two interrupts), ended, with what it scored
+    trials = optuna.load_study(study_name="smoke-rs",
+                               storage=f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}").trials
+    assert sorted(t.user_attrs["tune_trial"] for t in trials) == \
+        sorted(t["trial_id"] for t in after)
+    assert all(t.state.is_finished() for t in trials)
+    told = {t.user_attrs["tune_trial"]: t.value for t in trials}  # pruned: its last value
+    assert all(round(told[t["trial_id"]], 6) == round(t["metrics"]["score"], 6) for t in after)
+    # trial 0 is the space's baseline, with its settings, and says so
+    baseline = next(t for t in after if t["baseline"])
+    assert [t.number for t in trials if t.user_attrs["role"] == "baseline"] == [0]
+    assert trials[0].user_attrs["tune_trial"] == baseline["trial_id"]
+    assert trials[0].params == pytest.approx(baseline["params"])
     # MLflow: the same parent run, one child per trial and confirmation run, none left open
     from gan_search.tracking import STATUS_TAG, TRIAL_TAG
 

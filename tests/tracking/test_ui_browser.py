@@ -82,3 +82,50 @@ def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked,
     finally:
         os.killpg(ui.pid, 15)
         ui.wait(timeout=30)
+
+
+def test_gan_search_ui_optuna_shows_the_searchs_study_in_optuna_dashboard(tracked, tmp_path):
+    """`gan-search ui --optuna`: optuna-dashboard on the runs folder's study storage; the
+    link it prints opens the search's study, whose trials list shows every trial of the
+    search with its state, and the baseline (trial 0) with its settings and role."""
+    runs, outcome, _, _, _ = tracked
+    port = free_port()
+    ui = subprocess.Popen([str(Path(sys.executable).parent / "gan-search"), "ui", "--optuna",
+                           "--runs-dir", str(runs), "--port", str(port), "--no-browser"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+    try:
+        printed = [ui.stdout.readline(), ui.stdout.readline()]
+        url = printed[1].strip()
+        assert "the Optuna study of search tracked-search" in printed[0], printed
+        assert url.startswith(f"http://127.0.0.1:{port}/dashboard/studies/"), printed
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or ui.poll() is not None:
+                    pytest.fail(f"optuna-dashboard did not start on {url}")
+                time.sleep(1)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "optuna_dashboard_study.png"
+        chromium(url, tmp_path / "profile", f"--screenshot={shot}")
+        dom = chromium(f"{url}/trials", tmp_path / "profile", "--dump-dom").stdout
+        import re
+        text = " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", "", dom,
+                                                       flags=re.S)).split())
+        trials = len(outcome.rows)
+        assert "tracked-search (id=" in text and f"{trials} Trials" in text, text[-3000:]
+        states = re.findall(r"Trial (\d+) (Complete|Pruned|Fail|Running)", text)
+        assert sorted({int(n) for n, _ in states}) == list(range(trials)), text[-3000:]
+        assert "Running" not in {s for _, s in states}  # every trial ended, none left running
+        baseline = next(r for r in outcome.rows if r.baseline)  # trial 0, shown first
+        assert f"role baseline status {baseline.status} tune_trial {baseline.trial_id}" in text
+        with Image.open(shot) as image:
+            grey = image.convert("L")
+            assert ImageStat.Stat(grey).stddev[0] > 10  # not a blank page
+    finally:
+        os.killpg(ui.pid, 15)
+        ui.wait(timeout=30)
