@@ -8,7 +8,7 @@ Per space size and seed, every strategy searches on the same compute:
 
 - ``random``: random search, RANDOM_TRIALS trials of the full length; its best evaluation is
   the target, its iterations the budget;
-- ``tpe-asha-old``: TPE + ASHA as it was (Ray's OptunaSearch, which tells Optuna a trial ASHA
+- ``tpe-asha-old``: TPE + ASHA as it was (as Ray's OptunaSearch does, Optuna is told a trial ASHA
   stopped as COMPLETE with its first-rung score);
 - ``tpe-asha``: TPE + ASHA as it is (stopped trials told to Optuna as PRUNED);
 - ``pbt``: population-based training, a population of RANDOM_TRIALS members (the baseline
@@ -145,17 +145,23 @@ def best_within(seen: list, budget: int) -> tuple[str | None, float]:
 
 @contextlib.contextmanager
 def searcher_as_it_was() -> Iterator[None]:
-    """TPE + ASHA before issue 22: Ray's own OptunaSearch (stopped trials told as COMPLETE)."""
-    from ray.tune.search.optuna import OptunaSearch
-
+    """TPE + ASHA before issue 22: a trial ASHA stopped told to Optuna as COMPLETE with the
+    score it was stopped at (what Ray's own OptunaSearch does)."""
     from gan_search.search import searcher
 
-    repaired = searcher.PrunedAwareOptunaSearch
-    searcher.PrunedAwareOptunaSearch = OptunaSearch
+    repaired = searcher.StudySearch
+
+    class AsItWas(repaired):
+        def _outcome(self, trial_id: str, result: dict | None, error: bool) -> tuple:
+            if searcher.stopped_early(result):
+                result = {**result, "status": "stopped as complete"}
+            return super()._outcome(trial_id, result, error)
+
+    searcher.StudySearch = AsItWas
     try:
         yield
     finally:
-        searcher.PrunedAwareOptunaSearch = repaired
+        searcher.StudySearch = repaired
 
 
 @contextlib.contextmanager
