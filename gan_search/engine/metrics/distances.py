@@ -54,16 +54,17 @@ def frechet_with_noise(mu_r: np.ndarray, root_r: np.ndarray,
     m = len(features)
     mu = features.mean(0)
     x = features - mu
-    sigma = x.T @ x / (m - 1)
-    middle = root_r @ sigma @ root_r
+    y = x @ root_r  # S = root_r Sg root_r = y'y / (m - 1): no D x D x D product
+    middle = y.T @ y / (m - 1)
     values, vectors = np.linalg.eigh((middle + middle.T) / 2)
-    value = float(((mu - mu_r) ** 2).sum() + (root_r ** 2).sum() + np.trace(sigma)
+    squares = (x * x).sum(1)  # their sum / (m - 1) is the trace of Sg
+    value = float(((mu - mu_r) ** 2).sum() + (root_r ** 2).sum() + squares.sum() / (m - 1)
                   - 2 * np.sqrt(np.clip(values, 0, None)).sum())  # as frechet_distance
     keep = values > max(values.max(), 0.0) * 1e-10  # the reference's null space has no say
     values, vectors = values[keep], vectors[:, keep]
     # x' G x = |x|^2 - sum_j (x.root_r v_j)^2 / sqrt(l_j): G itself is never built
-    projected = x @ (root_r @ vectors)
-    influence = 2 * x @ (mu - mu_r) + (x * x).sum(1) - (projected ** 2 / np.sqrt(values)).sum(1)
+    projected = y @ vectors
+    influence = 2 * x @ (mu - mu_r) + squares - (projected ** 2 / np.sqrt(values)).sum(1)
     return max(value, 0.0), float(influence.std(ddof=1) / np.sqrt(m))
 
 

@@ -30,7 +30,8 @@ from gan_search.engine.metrics.features import default_extractor, embed, get_ext
 # fits it (noise about 0.71 of N's). At most GENERATED_MAX (never fewer than N): spaces with
 # N = 2,000 keep their evaluation cost
 GENERATED_PER_REFERENCE, GENERATED_MAX = 2, 2000
-STATS_VERSION = 4  # 3: the reference is held out from training (part of the key too); 4: root
+STATS_VERSION = 5  # 3: the reference is held out from training (part of the key too); 4: root;
+# 5: randconv features computed channels-last (equal to float rounding)
 
 
 def generated_for(n: int) -> int:
