@@ -42,7 +42,7 @@ from ray.tune.utils.util import unflatten_dict
 from gan_search.core.vocabulary import Role, Status
 from gan_search.search import study as stored
 
-STOPPED_ATTR = "evaluations"  # two objectives: [[step, value], ...] of a trial
+EVALUATIONS_ATTR = "evaluations"  # two objectives: a trial's [[step, value], ...]
 ROLE = stored.ROLE_ATTR
 
 
@@ -112,7 +112,7 @@ class StudySearch(Searcher):
             Status.STOPPED if stopped_early(result) else result.get("status", Status.FAILED)
         trial.set_user_attr(stored.STATUS_ATTR, str(status))  # as the leaderboard says
         if self.multi:
-            trial.set_user_attr(STOPPED_ATTR, self.steps.get(trial_id, []))
+            trial.set_user_attr(EVALUATIONS_ATTR, self.steps.get(trial_id, []))
         study.tell(number, values, state=state)
 
     # --- state ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from ray import tune
 
-from gan_search.search.searcher import STOPPED_ATTR, StudySearch
+from gan_search.search.searcher import EVALUATIONS_ATTR, StudySearch
 
 States = optuna.trial.TrialState
 
@@ -75,7 +75,7 @@ def test_two_objectives_a_stopped_trial_is_pruned_and_keeps_its_evaluations(url)
     run(search, "another", [5.0, 4.0], "finished", keys)
     stopped, finished = stored(url)[0], stored(url)[1]
     assert stopped.state == States.PRUNED and stopped.values is None
-    assert stopped.user_attrs[STOPPED_ATTR] == [[1, 9.0], [2, 8.5]]
+    assert stopped.user_attrs[EVALUATIONS_ATTR] == [[1, 9.0], [2, 8.5]]
     assert finished.state == States.COMPLETE and finished.values == [6.0, 7.0]
     assert search.suggest("next")["lr_g"] > 0  # TPE samples past a pruned trial
 
