@@ -110,9 +110,9 @@ def test_gan_search_ui_optuna_shows_the_searchs_study_in_optuna_dashboard(tracke
                     pytest.fail(f"optuna-dashboard did not start on {url}")
                 time.sleep(1)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "optuna_dashboard_study.png"
-        chromium(url, tmp_path / "profile", f"--screenshot={shot}")
-        dom = chromium(f"{url}/trials", tmp_path / "profile", "--dump-dom").stdout
+        shot = ARTIFACTS / "optuna_dashboard_trials.png"  # one browser run: DOM and picture
+        dom = chromium(f"{url}/trials", tmp_path / "profile", "--dump-dom",
+                       f"--screenshot={shot}").stdout
         import re
         text = " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", "", dom,
                                                        flags=re.S)).split())
