@@ -251,17 +251,19 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
 def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
     """Ctrl-C in the search, --resume without --name (the space's latest search in the
     shared --storage folder), Ctrl-C in the confirmation, --resume again: every planned
-    trial and confirmation run exactly once; Optuna's study keeps the trials from before."""
+    trial and confirmation run exactly once; the Optuna study, in the storage
+    --optuna-storage names, keeps the trials from before, each once."""
     import sys
 
     storage = tmp_path / "shared"  # what a cluster's NFS folder would be
     script = Path(sys.executable).parent / "gan-search"
+    studies = f"sqlite:///{storage / 'studies.db'}"  # a storage the user names (a cluster's)
     common = ["--space", "smoke", "--trials", "5", "--concurrency", "1", "--iters", "40",
               "--runs-dir", str(tmp_path / "runs"), "--storage", str(storage),
-              "--confirm", "1", "--confirm-seeds", "2"]
+              "--optuna-storage", studies, "--confirm", "1", "--confirm-seeds", "2"]
     output = interrupt([str(script), "run", *common, "--name", "smoke-rs"],
                        lambda line, seen: "2/5 ended" in line)
-    assert f"--storage {storage} --resume --name smoke-rs" in output
+    assert f"--storage {storage} --optuna-storage {studies} --resume --name smoke-rs" in output
     board = storage / "smoke-rs" / "leaderboard.json"
     assert not (tmp_path / "runs" / "tune").exists()  # Tune's state went to --storage only
     before = {t["trial_id"]: t for t in json.loads(board.read_text())["trials"]}
@@ -308,8 +310,8 @@ def test_ctrl_c_then_resume_runs_each_planned_trial_exactly_once(tmp_path):
         assert again["metrics"]["time_total_s"] == trial["metrics"]["time_total_s"]
     # the stored Optuna study, as optuna.load_study gives it, holds each of the five trials
     # once (across two interrupts), ended, with what it scored
-    trials = optuna.load_study(study_name="smoke-rs",
-                               storage=f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}").trials
+    trials = optuna.load_study(study_name="smoke-rs", storage=studies).trials
+    assert not (tmp_path / "runs" / "optuna.db").exists()  # only in the storage named
     assert sorted(t.user_attrs["tune_trial"] for t in trials) == \
         sorted(t["trial_id"] for t in after)
     assert all(t.state.is_finished() for t in trials)
