@@ -216,6 +216,7 @@ def test_collapsed_trials_are_stopped_by_the_stopper_and_told_to_optuna(tmp_path
     assert all(r.metrics["score"] == r.metrics["fid_lite"] for r in outcome.rows)
     told = sorted(t.value for t in outcome.study.trials)
     assert told == sorted(r.metrics["fid_lite"] for r in outcome.rows)
+    assert {t.user_attrs["status"] for t in outcome.study.trials} == {"collapsed"}
     # two trials are too few for importances: no plot of them either, the history all the same
     names = {p.name for p in outcome.plots}
     assert not outcome.importances and "param_importances.png" not in names
@@ -240,7 +241,8 @@ def test_a_diverged_trial_scores_worst_and_is_recorded_as_diverged(tmp_path):
         assert "non-finite loss" in row.error
     assert outcome.best is None  # never a diverged trial
     told = [t.value for t in outcome.study.trials]
-    assert told == [DIVERGED_SCORE, DIVERGED_SCORE]
+    assert told == [DIVERGED_SCORE, DIVERGED_SCORE]  # COMPLETE, worst: TPE learns from it
+    assert [t.user_attrs["status"] for t in outcome.study.trials] == ["diverged", "diverged"]
     _, _, runs = search_runs(str(tmp_path), "diverge-test")
     assert len(runs) == 2
     for run in runs:
