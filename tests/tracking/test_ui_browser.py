@@ -34,6 +34,20 @@ def chromium(url: str, profile: Path, *args: str) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=120)
 
 
+def wait_until_served(url: str, server: subprocess.Popen, what: str) -> None:
+    """Until ``url`` answers 200 (at most 120 s, and only while the server runs)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                pytest.fail(f"{what} did not start on {url}")
+            time.sleep(1)
+
+
 def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked, tmp_path):
     runs, outcome, _, _, children = tracked  # the shared search (conftest.py)
     rows = [*outcome.rows, *outcome.confirm_rows]  # the search's trials and confirmation runs
@@ -51,16 +65,7 @@ def test_the_link_gan_search_ui_prints_opens_the_trials_sorted_by_score(tracked,
         url = printed[1].strip()  # exactly the link the command printed
         assert url.startswith(f"http://127.0.0.1:{port}/#/experiments/"), printed
         assert "workflowType=machine_learning" in url and "viewStateShareKey=tracked-search" in url
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url.split("#")[0], timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or ui.poll() is not None:
-                    pytest.fail(f"the MLflow UI did not start on {url}")
-                time.sleep(1)
+        wait_until_served(url.split("#")[0], ui, "the MLflow UI")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "mlflow_ui_runs.png"  # one browser run: the page's DOM and a picture
         dom = chromium(url, tmp_path / "profile", "--dump-dom", f"--screenshot={shot}").stdout
@@ -99,16 +104,7 @@ def test_gan_search_ui_optuna_shows_the_searchs_study_in_optuna_dashboard(tracke
         url = printed[1].strip()
         assert "the Optuna study of search tracked-search" in printed[0], printed
         assert url.startswith(f"http://127.0.0.1:{port}/dashboard/studies/"), printed
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or ui.poll() is not None:
-                    pytest.fail(f"optuna-dashboard did not start on {url}")
-                time.sleep(1)
+        wait_until_served(url, ui, "optuna-dashboard")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "optuna_dashboard_trials.png"  # one browser run: DOM and picture
         dom = chromium(f"{url}/trials", tmp_path / "profile", "--dump-dom",
