@@ -172,7 +172,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            seed=args.seed, address=args.address, data_dir=args.data,
                            storage=args.storage, strategy=args.strategy,
                            device=args.device, confirm=args.confirm,
-                           confirm_seeds=args.confirm_seeds, optuna_storage=args.optuna_storage)
+                           confirm_seeds=args.confirm_seeds, optuna_storage=args.optuna_storage,
+                           budget=args.budget)
     if config.address:  # the head found and our token accepted, before ray loads
         from gan_search.search.cluster import join_address
 
@@ -180,8 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gan_search import app  # imports ray: after every argument was checked
     from gan_search.search.summary import summary_dir
 
+    each = "up to " * bool(config.plan and config.plan.halving)
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
-          f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), "
+          f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), {each}"
           f"{config.iters} iterations each, FID-lite every {config.eval_every}, "
           f"{config.concurrency} at a time, strategy {config.strategy}", flush=True)
     outcome = app.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
@@ -364,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
     run = sub.add_parser("run", parents=[common["space"], common["settings"], common["store"]],
                          help="run a hyperparameter search over a space")
+    run.add_argument("--budget", type=int, metavar="N",
+                     help="total training iterations of the whole search, confirmation included "
+                          "(default: the space's budget.total, if any): the search plans rungs "
+                          "of successive halving, trains the winner and the baseline the final "
+                          "length on fresh seeds, and delivers the winner's generator")
     run.add_argument("--trials", type=int, help="number of trials (default: the space's budget)")
     run.add_argument("--concurrency", type=int, help="trials at a time (default: the space's)")
     run.add_argument("--name", help="search name (default: SPACE-DATE-TIME)")
@@ -378,8 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="retrain the top K configurations (and the baseline) with fresh "
                           "seeds at the full budget and rank them by their mean (default 3; "
                           "0: off)")
-    run.add_argument("--confirm-seeds", type=int, default=2, metavar="S",
-                     help="fresh seeds per confirmed configuration (default 2)")
+    run.add_argument("--confirm-seeds", type=int, metavar="S",
+                     help="fresh seeds per confirmed configuration (default 2; 1 under a budget)")
     run.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler (default 0)")
     run.add_argument("--strategy", choices=[s.value for s in Strategy],
                      help="how to search (default: the space's strategy, else tpe-asha): "

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from gan_search.core.budget import Plan, plan_for
 from gan_search.core.errors import ConfigError
 from gan_search.core.vocabulary import DEVICES, Strategy, names
 from gan_search.core.space import SearchSpec
@@ -250,6 +251,14 @@ class SearchConfig:
     device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
     confirm: int = 3  # --confirm K: the top K configurations retrained with fresh seeds
     confirm_seeds: int = 2  # fresh seeds per confirmed configuration
+    # --budget: how its iterations are spent (trials, iters and confirmation follow from it;
+    # the confirmation is the plan's top rung, trained ``plan.final`` iterations)
+    plan: Plan | None = None
+
+    @property
+    def confirm_iters(self) -> int:
+        """How long a confirmation trial trains: the plan's final length, else the trials'."""
+        return self.plan.final if self.plan is not None else self.iters
 
     @property
     def image_size(self) -> int:
@@ -296,19 +305,26 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
                   runs_dir: str = "gan_search_runs", name: str | None = None, seed: int = 0,
                   address: str | None = None, data_dir: str | None = None,
                   storage: str | None = None, strategy: str | None = None,
-                  device: str = "auto", confirm: int = 3,
-                  confirm_seeds: int = 2, optuna_storage: str | None = None) -> SearchConfig:
-    """Check a space and the command-line overrides together; raise ConfigError early."""
+                  device: str = "auto", confirm: int = 3, confirm_seeds: int | None = None,
+                  optuna_storage: str | None = None, budget: int | None = None) -> SearchConfig:
+    """Check a space and the command-line overrides together; raise ConfigError early.
+    ``budget`` (else the space's ``budget.total`` when neither ``trials`` nor ``iters`` is
+    given): the search's trials, their length and the confirmation follow from its plan."""
     check_space_params(spec)
     if strategy is not None and strategy not in tuple(Strategy):
         raise ConfigError(f"--strategy {strategy}: must be {names(Strategy)}")
     if device not in DEVICES:
         raise ConfigError(f"--device {device}: must be one of {', '.join(DEVICES)}")
-    for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency)):
+    for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency),
+                        ("--budget", budget)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value}: must be >= 1")
     if seed < 0:
         raise ConfigError(f"--seed {seed}: must be >= 0")
+    plan = _plan(spec, strategy, budget, trials, iters, confirm_seeds)
+    if plan is not None:  # the top rung: the winner and the baseline on the plan's seeds
+        trials, iters, confirm, confirm_seeds = plan.trials, plan.rungs[-1], 1, plan.seeds
+    confirm_seeds = 2 if confirm_seeds is None else confirm_seeds
     if confirm < 0 or confirm_seeds < 1:
         raise ConfigError(f"--confirm {confirm} / --confirm-seeds {confirm_seeds}: the top K >= 0 "
                           "(0 turns confirmation off) with at least 1 fresh seed each")
@@ -326,9 +342,25 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
         storage=storage, strategy=strategy or spec.strategy, device=device, confirm=confirm,
-        confirm_seeds=confirm_seeds, optuna_storage=optuna_storage)
+        confirm_seeds=confirm_seeds, optuna_storage=optuna_storage, plan=plan)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config
+
+
+def _plan(spec: SearchSpec, strategy: str | None, budget: int | None, trials: int | None,
+          iters: int | None, seeds: int | None) -> Plan | None:
+    """The plan of ``--budget`` (or of the space's ``budget.total`` when the command gives
+    neither --trials nor --iters); None: a search of trials of a fixed length."""
+    if budget is not None and (trials is not None or iters is not None):
+        raise ConfigError(f"--budget {budget} with --trials/--iters: give the budget (the search "
+                          "plans its trials and their lengths) or the trials and iterations")
+    total = budget or (spec.budget.total if trials is None and iters is None else 0)
+    if not total:
+        return None
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--confirm-seeds {seeds}: must be >= 1 (the final runs of a budget)")
+    source = "--budget" if budget else f"{spec.path}: budget.total"
+    return plan_for(spec, Strategy(strategy or spec.strategy), total, seeds or 1, source)
 
 
 def _check_population(spec: SearchSpec, strategy: str, trials: int) -> None:

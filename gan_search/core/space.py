@@ -39,7 +39,7 @@ _TOP_KEYS = (
 )
 _BASELINE_KEYS = ("name", "description", "values", "sources")
 _DATA_KEYS = ("source", "size", "channels", "options")
-_BUDGET_KEYS = ("trials", "iters", "eval_every", "eval_samples")
+_BUDGET_KEYS = ("trials", "iters", "eval_every", "eval_samples", "total")
 _SCHEDULER_KEYS = (
     "kind", "grace_period", "reduction_factor", "collapse_threshold", "collapse_patience",
     "perturbation_interval",
@@ -98,6 +98,7 @@ class Budget:
     iters: int = 500
     eval_every: int = 100
     eval_samples: int = 1000
+    total: int = 0  # iterations of the whole search (gan-search run --budget); 0: none
 
 
 @dataclass(frozen=True)

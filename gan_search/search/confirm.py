@@ -76,19 +76,36 @@ def broken(run: dict[str, Any]) -> bool:
     return run["status"] in (*BROKEN, Status.COLLAPSED) or not math.isfinite(run["score"])
 
 
-def pick_candidates(rows: list, k: int, worst: float = DIVERGED_SCORE) -> list[Candidate]:
+def pick_candidates(rows: list, k: int, worst: float = DIVERGED_SCORE,
+                    reached: int = 0) -> list[Candidate]:
     """The k best trials that trained to a normal end (finished, or stopped by ASHA: they
     get the full budget now), plus the baseline trial when it is not among them. ``worst``:
-    the first objective's worst value, what a broken fresh-seed run counts as."""
-    ranked = sorted((r for r in rows if r.status in TRAINED and math.isfinite(r.score)),
-                    key=lambda r: r.score)
-    chosen = ranked[:k]
+    the first objective's worst value, what a broken fresh-seed run counts as; ``reached``:
+    only trials that trained this many iterations (a budget's last search rung). A trial
+    whose configuration and schedule equal a better one's (a PBT member that copied
+    another) is not confirmed again: its fresh runs would be the same runs."""
+    ranked = sorted((r for r in rows if r.status in TRAINED and math.isfinite(r.score)
+                     and r.metrics.get("step", 0) >= reached), key=lambda r: r.score)
+    chosen: list = []
+    for row in ranked:
+        if len(chosen) < k and all(replayed(row) != replayed(c) for c in chosen):
+            chosen.append(row)
     baseline = next((r for r in rows if r.baseline), None)
     if baseline is not None and baseline not in chosen and baseline.status in (
             *TRAINED, Status.COLLAPSED):
         chosen.append(baseline)
     return [Candidate(r.trial_id, dict(r.params), r.baseline, worst=worst,
                       schedule=changed_schedule(r.metrics)) for r in chosen]
+
+
+def replayed(row: Any) -> str:
+    """What a confirmation run of the trial trains: its settings at step 0, and each change
+    of them before its last step (one at its last step changed nothing it trained)."""
+    schedule = changed_schedule(row.metrics)
+    last = row.metrics.get("step", math.inf)
+    start = {**row.params, **(schedule[0]["values"] if schedule else {})}
+    changes = [e for e in schedule[1:] if e["step"] < last]
+    return json.dumps([start, changes], sort_keys=True, default=str)
 
 
 def changed_schedule(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -105,11 +122,14 @@ def fresh_seeds(count: int) -> list[int]:
     return [FRESH_SEED_BASE + i for i in range(1, count + 1)]
 
 
-def trial_configs(candidates: list[Candidate], seeds: list[int]) -> list[dict[str, Any]]:
-    """One confirmation trial per (candidate, seed): the candidate's settings with the seed,
-    and which search trial it confirms (Tune grid values under ``CONFIRM_KEY``)."""
-    return [confirm_config(c.trial_id, c.baseline, {**c.params, "seed": seed}, c.schedule)
-            for c in candidates for seed in seeds]
+def trial_configs(candidates: list[Candidate], seeds: list[int],
+                  iters: int | None = None) -> list[dict[str, Any]]:
+    """One confirmation trial per (candidate, seed): the candidate's settings with the seed
+    (and ``iters``, a budget's final length, when given), and which search trial it confirms
+    (Tune grid values under ``CONFIRM_KEY``)."""
+    length = {} if iters is None else {"iters": iters}
+    return [confirm_config(c.trial_id, c.baseline, {**c.params, "seed": seed, **length},
+                           c.schedule) for c in candidates for seed in seeds]
 
 
 def assign_runs(candidates: list[Candidate], rows: list) -> None:

@@ -13,13 +13,17 @@ from gan_search.search.noise import TIE_SIGMAS, number, rank_labels, score_noise
 from gan_search.search.results import SearchOutcome, TrialRow, best_row
 
 
-def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None:
+def versus_baseline(outcome: SearchOutcome, name: str, iters: int,
+                    budget: bool = False) -> str | None:
     """One line: the search's best against the hand-picked baseline, at the same budget per
-    trial; after a confirmation, both as means over the same fresh seeds."""
+    trial; after a confirmation, both as means over the same fresh seeds (``budget``: a
+    search under a budget, whose confirmation is its top rung of ``iters``)."""
     base = outcome.baseline
     if base is None:
         return None
-    budget = f"at the same budget per trial ({iters:,} iterations){_not_equal_compute(outcome, iters)}"
+    budget = (f"both trained the final length ({iters:,} iterations) from scratch" if budget else
+              f"at the same budget per trial ({iters:,} iterations)"
+              f"{_not_equal_compute(outcome, iters)}")
     if outcome.confirmation:
         win = outcome.confirmation[0]
         mine = next((c for c in outcome.confirmation if c.baseline), None)
@@ -37,6 +41,26 @@ def versus_baseline(outcome: SearchOutcome, name: str, iters: int) -> str | None
     return (f"best found, trial {best.trial_id}: {best.score:.3f} vs the baseline {name} (trial "
             f"{base.trial_id}): {base.score:.3f}, {_change(best.score, base.score)}, "
             f"{verdict(best.score, noise[0], base.score, noise[1])}, {budget}")
+
+
+def budget_lines(outcome: SearchOutcome, config: SearchConfig) -> list[str]:
+    """What the search trained against its budget, and the generator it delivers."""
+    from gan_search.core.budget import spent_share
+
+    lines = []
+    if config.plan is not None:
+        lines.append(f"budget: trained {spent_share(outcome.spent, config.plan.total)} "
+                     f"iterations (planned {config.plan.iters:,})")
+    if outcome.delivered:
+        best, winner = outcome.best, (outcome.confirmation or [None])[0]
+        whose = ("the baseline's generator: no configuration the search found beat it"
+                 if (winner.baseline if winner else best.baseline) else
+                 f"the winner's generator (configuration of trial "
+                 f"{winner.trial_id if winner else best.trial_id})")
+        lines.append(f"delivered: {whose}, run {best.trial_id} trained "
+                     f"{best.metrics.get('step'):,} iterations, {config.spec.objectives[0]} "
+                     f"{best.score:.3f}: {outcome.delivered}")
+    return lines
 
 
 def _not_equal_compute(outcome: SearchOutcome, iters: int) -> str:
@@ -122,8 +146,10 @@ def outcome_lines(outcome: SearchOutcome, config: SearchConfig, summary: Path) -
         lines += ["", confirm.table(outcome.confirmation, config.spec.objectives[0])]
     lines.append("")
     if config.spec.baseline is not None:
-        line = versus_baseline(outcome, config.spec.baseline.name, config.iters)
+        line = versus_baseline(outcome, config.spec.baseline.name, config.confirm_iters,
+                               budget=config.plan is not None)
         lines.append(line or "the baseline trial did not run (interrupted before it started)")
+    lines += budget_lines(outcome, config)
     if config.strategy == Strategy.PBT:
         schedule = next((p for p in outcome.plots if p.name == "pbt_schedule.png"), None)
         lines.append("what mattered: no importances for pbt (members change their settings "

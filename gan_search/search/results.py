@@ -82,6 +82,8 @@ class SearchOutcome:
     confirm_rows: list[TrialRow] = field(default_factory=list)  # the confirmation's trials
     importances: list[tuple[str, float]] = field(default_factory=list)
     plots: list = field(default_factory=list)  # PNG paths of Optuna's plots
+    spent: int = 0  # iterations the trials trained, search and confirmation (spend.py)
+    delivered: str | None = None  # the folder of the delivered generator (deliver.py)
 
     @property
     def best(self) -> TrialRow | None:

@@ -26,11 +26,13 @@ from ray import tune  # noqa: E402
 from gan_search.core.config import SearchConfig  # noqa: E402
 from gan_search.core.vocabulary import ENDED, WORST, Strategy  # noqa: E402
 from gan_search.search import analysis, cluster, collect, confirm, prepare, study  # noqa: E402
+from gan_search.search.deliver import deliver  # noqa: E402
 from gan_search.search.placement import Placement, place_trials  # noqa: E402
 from gan_search.search.progress import ProgressBoard, ProgressView  # noqa: E402
 from gan_search.search.restore import restore_tuner  # noqa: E402
 from gan_search.search.results import SearchOutcome  # noqa: E402
 from gan_search.search.settings import SharedSettings, objectives_of  # noqa: E402
+from gan_search.search.spend import Spending  # noqa: E402
 from gan_search.search.summary import storage_root, summary_dir, write_summary  # noqa: E402
 from gan_search.search.tuning import CONFIRM_DIR, confirm_tuner, search_tuner  # noqa: E402
 
@@ -100,6 +102,8 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     prepare.connect(address)
     if placement.note:
         log(f"note: {placement.note}")
+    for line in config.plan.describe() if config.plan is not None else ():
+        log(line)
     log(f"scores: FID-lite ({evaluator.extractor_name}, {evaluator.generated:,} generated images, "
         f"with its noise) and collapse (N={evaluator.n}) against {splits.description}; trials "
         f"train on the other {len(splits.train.images):,} images")
@@ -111,15 +115,21 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
         if tracker else None
     view = ProgressView(config.trials, log=log, cluster=address is not None, board=board,
                         live=live, iters=config.iters)
-    fitting = time.perf_counter()
+    fitting, spending = time.perf_counter(), Spending()
     grid, in_effect = _fit(path, resume, trainable, lambda cbs: search_tuner(
         config, trainable, storage_root(config), cbs),
-        [view, *(callbacks or []), recorder])
+        [view, *(callbacks or []), recorder, spending])
     view, recorder = in_effect(view), in_effect(recorder)  # on resume: the restored ones
     outcome = collect.outcome(config, path, grid, started)
     outcome.fit_seconds = time.perf_counter() - fitting
+    spending = in_effect(spending)
     if not outcome.interrupted and config.confirm > 0:
-        recorder = _confirm(config, trainable, outcome, resume, view, recorder)
+        recorder, spending = _confirm(config, trainable, outcome, resume, view, recorder,
+                                      spending)
+    outcome.spent = spending.iters
+    if not outcome.interrupted:
+        found = deliver(outcome, summary_dir(config))
+        outcome.delivered = str(found) if found else None
     ray.kill(board)  # a driver that runs several searches keeps no board of an ended one
     _what_mattered(config, outcome, log)
     outcome.seconds = time.perf_counter() - started
@@ -145,34 +155,38 @@ def _fit(path: str, resume: bool, trainable: Any, new_tuner: Callable[[list], An
 
 
 def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resume: bool,
-             search_view: ProgressView, recorder: Tracker | None) -> Tracker | None:
+             search_view: ProgressView, recorder: Tracker | None,
+             spending: Spending) -> tuple[Tracker | None, Spending]:
     """Retrain the top configurations (and the baseline) with fresh seeds at the full
-    budget; rank them by the mean of the first objective (confirm.py). Returns the tracker
-    in effect (on resume, the one Tune restored with the confirmation)."""
-    candidates = confirm.pick_candidates(outcome.rows, config.confirm,
-                                         WORST[config.spec.objectives[0]])
+    budget (under a budget: the winner of the last rung and the baseline, for the plan's
+    final length); rank them by the mean of the first objective (confirm.py). Returns the
+    tracker and the counter in effect (on resume, the ones Tune restored with it)."""
+    candidates = confirm.pick_candidates(
+        outcome.rows, config.confirm, WORST[config.spec.objectives[0]],
+        reached=config.iters if config.plan is not None else 0)
     if not candidates:
         search_view.say("confirmation: no trial trained to its end; nothing to confirm")
-        return recorder
+        return recorder, spending
     seeds = confirm.fresh_seeds(config.confirm_seeds)
-    trials = confirm.trial_configs(candidates, seeds)
+    length = config.confirm_iters
+    trials = confirm.trial_configs(candidates, seeds, length if config.plan else None)
     path = f"{outcome.path}/{CONFIRM_DIR}"
     names = ", ".join(c.trial_id + (" baseline" if c.baseline else "") for c in candidates)
     search_view.say(f"confirming {len(candidates)} configurations ({names}) with fresh seeds "
-                    f"{seeds}: {len(trials)} trials of {config.iters} iterations")
+                    f"{seeds}: {len(trials)} trials of {length} iterations")
     view = ProgressView(len(trials), log=search_view.log, cluster=config.address is not None,
-                        board=search_view.board, live=search_view.live, iters=config.iters,
+                        board=search_view.board, live=search_view.live, iters=length,
                         key="confirm-progress")
     grid, in_effect = _fit(path, resume, trainable, lambda cbs: confirm_tuner(
-        config, trainable, outcome.path, cbs, trials), [view, recorder])
-    recorder = in_effect(recorder)
+        config, trainable, outcome.path, cbs, trials), [view, recorder, spending])
+    recorder, spending = in_effect(recorder), in_effect(spending)
     outcome.confirm_rows = collect.trial_rows(grid, config, collect.saved_trial_states(path))
     if sum(r.status in ENDED for r in outcome.confirm_rows) < len(trials):  # Ctrl-C
         outcome.interrupted = True
-        return recorder
+        return recorder, spending
     confirm.assign_runs(candidates, outcome.confirm_rows)
     outcome.confirmation = confirm.ranked(candidates)
-    return recorder
+    return recorder, spending
 
 
 def _what_mattered(config: SearchConfig, outcome: SearchOutcome,

@@ -63,6 +63,10 @@ def _summary_json(outcome: SearchOutcome, config: SearchConfig) -> dict[str, Any
              "runs": c.runs} for c in outcome.confirmation],
         "confirm_trials": [_row_json(r) for r in outcome.confirm_rows],
         "importances": dict(outcome.importances),
+        "budget": None if config.plan is None else {
+            "total": config.plan.total, "planned": config.plan.iters, "rungs": config.plan.rungs,
+            "arms": config.plan.arms, "final": config.plan.final, "seeds": config.plan.seeds},
+        "trained_iters": outcome.spent, "delivered": outcome.delivered,
         "plots": [str(p) for p in outcome.plots]}
 
 

@@ -127,7 +127,8 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
             outcome = trainer.train(target, sync_every=min(25, every), on_sync=poster)
             if outcome.status == Status.DIVERGED:
                 tune.report({"status": Status.DIVERGED, "step": trainer.step,
-                             "message": outcome.message, **ended_scores(settings)})
+                             "resumed_from_step": resumed_from, "message": outcome.message,
+                             **ended_scores(settings)})
                 return
             if trainer.step % every and trainer.step < trial_config.iters:
                 continue  # a scheduled change between evaluations

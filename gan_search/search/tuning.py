@@ -31,7 +31,7 @@ from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, PopulationBasedTr
 
 from gan_search.core.config import TRAINING_SETTINGS, SearchConfig
 from gan_search.core.space import Param
-from gan_search.core.vocabulary import Sampler, Scheduler, Strategy
+from gan_search.core.vocabulary import Sampler, Scheduler, Status, Strategy
 from gan_search.search import study
 from gan_search.search.settings import CONFIRM_KEY, same_config
 
@@ -113,8 +113,13 @@ class BaselineASHA(BaselineAware, ASHAScheduler):
 
 def build_scheduler(config: SearchConfig) -> Any:
     """ASHA on the trial's score at every evaluation (a rung per eval interval), or FIFO
-    (a strategy without early stopping, or a single evaluation)."""
+    (a strategy without early stopping, or a single evaluation); under a budget whose plan
+    halves, the plan's successive halving (halving.py)."""
     spec = config.spec
+    if config.plan is not None and config.plan.halving:
+        from gan_search.search.halving import PlanHyperBand
+
+        return PlanHyperBand(config.plan, config.baseline_point(), metric="score", mode="min")
     evals = math.ceil(config.iters / config.eval_every)
     if Strategy(config.strategy).scheduler == Scheduler.ASHA and evals > 1:
         return BaselineASHA(baseline=config.baseline_point(), time_attr="training_iteration",
@@ -182,7 +187,10 @@ def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: 
         param_space=tune_space(config.searched),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(config),
                                     num_samples=config.trials,
-                                    max_concurrent_trials=config.concurrency,
+                                    # a halving plan's bracket needs all its trials at once
+                                    # (halving.py): the resources cap how many train
+                                    max_concurrent_trials=None if config.plan is not None and
+                                    config.plan.halving else config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=trial_dirname),
         run_config=_run_config(config.name, storage, callbacks))
 
@@ -192,6 +200,14 @@ class BaselinePBT(BaselineAware, PopulationBasedTraining):
     unchanged for the whole budget (the reference the population must beat), while other
     members may copy it. When the baseline ranks among the worst, the next worst member
     takes its place there. (Overrides PBT's ``_quantiles``, Ray 2.60.)"""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        """A member's last evaluation (it finished, collapsed or diverged) takes no part:
+        a member that copied another there would train nothing more and end a duplicate of
+        it, and a finished member's last checkpoint is never handed to another to copy."""
+        if result.get("status", Status.RUNNING) != Status.RUNNING:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
     def _quantiles(self) -> tuple[list, list]:
         lower, upper = super()._quantiles()
