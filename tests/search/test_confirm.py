@@ -1,5 +1,6 @@
 """Winners checked over seeds: which configurations are confirmed, and how they rank."""
 
+import json
 import math
 
 from gan_search.search.confirm import (Candidate, assign_runs, fresh_seeds, pick_candidates, ranked,
@@ -68,3 +69,26 @@ def test_a_fresh_seed_run_that_broke_counts_as_the_worst_value():
     assert ranked([*fragile, steady])[0] is steady
     text = table([steady, *fragile], "fid_lite")
     assert "diverged" in text and "counts as 100 in its mean" in text
+
+
+def test_a_member_that_copied_another_at_its_last_step_is_not_confirmed_twice():
+    """A PBT member that took another's weights at its last evaluation trained nothing of its
+    own: its replay is the other's (its new settings come into effect at the end)."""
+    start = {"step": 0, "values": {"lr_g": 1e-3}}
+    donor = TrialRow("donor", "finished", {"lr_g": 1e-3, "g_width": 8},
+                     {"score": 2.0, "step": 100, "schedule": json.dumps([start])})
+    copier = TrialRow("copier", "finished", {"lr_g": 1.2e-3, "g_width": 8},
+                      {"score": 2.0, "step": 100, "schedule": json.dumps(
+                          [start, {"step": 100, "values": {"lr_g": 1.2e-3}}])})
+    earlier = TrialRow("earlier", "finished", {"lr_g": 1.2e-3, "g_width": 8},
+                       {"score": 2.5, "step": 100, "schedule": json.dumps(
+                           [start, {"step": 60, "values": {"lr_g": 1.2e-3}}])})
+    picked = [c.trial_id for c in pick_candidates([donor, copier, earlier], 3)]
+    assert picked == ["donor", "earlier"]  # a copy at step 60 trained on: a run of its own
+
+
+def test_under_a_budget_only_trials_that_reached_the_last_rung_are_confirmed():
+    rows = [TrialRow("short", "stopped", {"lr_g": 0.1}, {"score": 1.0, "step": 20}),
+            TrialRow("long", "finished", {"lr_g": 0.2}, {"score": 3.0, "step": 40})]
+    assert [c.trial_id for c in pick_candidates(rows, 1, reached=40)] == ["long"]
+    assert [c.trial_id for c in pick_candidates(rows, 1)] == ["short"]

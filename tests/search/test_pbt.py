@@ -123,6 +123,13 @@ def test_pbt_members_copy_better_ones_train_on_with_new_settings_and_the_winner_
                    for k in ("lr_g", "lr_d", "beta1"))  # perturbed, not just copied
         assert 1e-5 <= entry["values"]["lr_g"] <= 1e-1 and 0 <= entry["values"]["beta1"] <= 0.9
     assert copies >= 1 and any("copied" in line and "at step" in line for line in lines)
+    # no copy at a last evaluation: a member copying there, or copying a finished member's
+    # last checkpoint, would train nothing more and end a duplicate of the one it copied
+    assert all(r.get("resumed_from_step") != 100 for t, r in results.seen)
+    assert all(e["step"] < 100 for row in rows.values()
+               for e in json.loads(row.metrics["lineage"]))
+    finals = [(r.metrics["score"], r.metrics["collapse_best"]) for r in rows.values()]
+    assert len(set(finals)) == len(finals)  # no two members ended as the same weights
 
     # the confirmation replays each confirmed member's schedule from scratch on a fresh seed
     client, parents, children = search_runs(str(tmp_path), "pbt-test")

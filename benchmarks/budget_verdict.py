@@ -1,0 +1,128 @@
+"""The verdict at equal compute for the budget mode (issue 33), beside efficiency.py (whose
+spaces and baseline it uses): per dataset and seed, with the same total budget B,
+
+- ``budget``: ``gan-search run --budget B`` (TPE proposing; the plan's successive halving,
+  the winner and the baseline trained the final length on a fresh seed) delivers a
+  generator (its folder ``delivered/``); the iterations it trained are counted;
+- ``baseline-whole``: the baseline configuration trained once for the whole budget B on
+  the same fresh seed (1001), evaluated every ``eval_every`` iterations, its best
+  evaluation kept (the search's rule for a run's best checkpoint): what a tutorial user does.
+
+Both generators are then scored the same way, in two feature spaces, on the held-out
+reference: FID-lite (the search's score: ``eval_samples`` x 2 generated images, seed 0) and
+the MLP hidden-layer Fréchet distance (score_noise.IndependentCheck, the independent check
+of issue 23), since a win in one feature space alone may be an artifact of that space.
+The log is continuable: a (variant, seed, arm) already in it is not run again.
+
+    python benchmarks/budget_verdict.py digits-hard-16 5 benchmarks/results/cpu-vm-budget-verdict.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from efficiency import variant_space  # noqa: E402
+from score_noise import IndependentCheck, load_generator  # noqa: E402
+
+# size, eval_every, budget.trials (the first rung's breadth + the baseline), N, the budget
+VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800)}
+QUICK = {"digits-hard-16": (16, 20, 4, 64, 480)}
+FRESH = 1001  # the fresh seed of both long runs: never a search trial's
+
+
+def scorers(spec):
+    """FID-lite (the search's evaluator) and the MLP check, on the space's held-out split."""
+    from gan_search.engine.data import load_splits
+    from gan_search.engine.metrics import Evaluator
+
+    n = spec.budget.eval_samples
+    splits = load_splits(spec.data.source, spec.data.size, spec.data.channels, {}, n)
+    evaluator = Evaluator(splits.reference, n=min(n, len(splits.reference.images)),
+                          train=splits.train)
+    return splits, evaluator, IndependentCheck(splits.train, splits.reference)
+
+
+def scored(sample, evaluator, check) -> dict[str, float]:
+    images = sample(evaluator.generated, 0)
+    return {"fid_lite": round(float(evaluator.score(images)["fid_lite"]), 3),
+            "mlp_fd": round(float(check(images)), 3)}
+
+
+def budget_arm(spec, folder: Path, seed: int, budget: int, evaluator, check) -> dict:
+    from gan_search.app import run_search
+    from gan_search.core.config import search_config
+
+    config = search_config(spec, name=f"{spec.name}-budget-{seed}", runs_dir=str(folder),
+                           seed=seed, budget=budget)
+    started = time.perf_counter()
+    outcome = run_search(config, log=lambda line: None, track=False)
+    if not outcome.delivered:
+        return {"delivered": None, "spent": outcome.spent}
+    about = json.loads((Path(outcome.delivered) / "delivered.json").read_text())
+    sample = load_generator(Path(outcome.delivered) / "generator.pt")
+    return {**scored(sample, evaluator, check), "spent": outcome.spent,
+            "plan": config.plan.describe()[0], "final": config.plan.final,
+            "baseline_won": about["baseline"], "in_run_fid_lite": round(about["score"], 3),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def baseline_arm(spec, splits, budget: int, evaluator, check) -> dict:
+    """The baseline trained ``budget`` iterations on the fresh seed; its best evaluation."""
+    import torch
+
+    from gan_search.core.config import config_from_space
+    from gan_search.engine.trainer import GANTrainer
+
+    torch.set_num_threads(2)  # alone on the machine's two cores, as the search's two trials
+    every = spec.budget.eval_every
+    config = config_from_space(spec, {**spec.baseline.values, "iters": budget,
+                                      "eval_every": every, "seed": FRESH})
+    trainer, best, best_state = GANTrainer(config, splits.train.images, device="cpu"), math.inf, None
+    started = time.perf_counter()
+    while trainer.step < budget:
+        if trainer.train(min(budget, trainer.step + every), sync_every=25).status != "finished":
+            break
+        fid = float(evaluator.score(trainer.sample(evaluator.generated))["fid_lite"])
+        if fid < best:
+            best, best_state = fid, {k: v.clone() for k, v in trainer.gen.state_dict().items()}
+    if best_state is None:
+        return {"diverged": True}
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.gen.load_state_dict(best_state)
+        trainer.save_generator(Path(folder) / "generator.pt")
+        sample = load_generator(Path(folder) / "generator.pt")
+        result = scored(sample, evaluator, check)
+    return {**result, "spent": trainer.step, "in_run_fid_lite": round(best, 3),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
+    size, every, trials, n, budget = (QUICK if quick else VARIANTS)[variant]
+    done = {(r["variant"], r["seed"], r["arm"]) for r in map(json.loads, log.read_text().splitlines())
+            } if log.exists() else set()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        spec = variant_space(variant, folder, size, every, every, trials, n)
+        splits, evaluator, check = scorers(spec)
+        for seed in range(seeds):
+            for arm in ("budget", "baseline-whole"):
+                if (variant, seed, arm) in done:
+                    continue
+                result = budget_arm(spec, folder, seed, budget, evaluator, check) \
+                    if arm == "budget" else baseline_arm(spec, splits, budget, evaluator, check)
+                record = {"variant": variant, "seed": seed, "arm": arm, "budget": budget,
+                          **result}
+                with log.open("a") as out:
+                    out.write(json.dumps(record) + "\n")
+                print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), quick="--quick" in sys.argv)
