@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from gan_search.core.errors import ConfigError, GanSearchError
+from gan_search.core.folders import check_runs_dir, make_folder
 from gan_search.core.vocabulary import Status
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -132,20 +133,6 @@ def train_device(device: str, cuda: bool) -> str:
     raise ConfigError(f"--device {device}: expected auto, cpu, gpu or cuda:N")
 
 
-def make_folder(path: Path, flag: str) -> None:
-    """Create an output folder, or one clear line saying why it cannot be."""
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{flag} {path}: exists and is not a folder; give a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".gan-search-write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"{flag} {path}: cannot write there ({err.strerror or err}); give a "
-                          "folder you can write to") from None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a hyperparameter search over a space."""
     from gan_search.core.config import search_config
@@ -204,14 +191,6 @@ def cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     return 0
-
-
-def check_runs_dir(runs_dir: str) -> None:
-    """--runs-dir must be a folder or not exist yet (it is made when the search starts)."""
-    path = Path(runs_dir).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--runs-dir {runs_dir}: exists and is not a folder; give a folder "
-                          "(it is created if missing)")
 
 
 def new_search_name(space: str) -> str:
