@@ -4,6 +4,11 @@ spaces and baseline it uses): per dataset and seed, with the same total budget B
 - ``budget``: ``gan-search run --budget B`` (TPE proposing; the plan's successive halving,
   the winner and the baseline trained the final length on a fresh seed) delivers a
   generator (its folder ``delivered/``); the iterations it trained are counted;
+- ``random``, ``tpe-asha``, ``pbt``: the search as it is without a budget, sized to the same
+  budget: TRIALS trials (PBT: members) of B / (TRIALS + 2) iterations, then the winner and
+  the baseline once more on a fresh seed (``--confirm 1 --confirm-seeds 1``); TPE + ASHA
+  spends less (ASHA stops trials), which its ``spent`` says. Each delivers its winner's
+  generator, trained one trial's length;
 - ``baseline-whole``: the baseline configuration trained once for the whole budget B on
   the same fresh seed (1001), evaluated every ``eval_every`` iterations, its best
   evaluation kept (the search's rule for a run's best checkpoint): what a tutorial user does.
@@ -35,6 +40,9 @@ from score_noise import IndependentCheck, load_generator  # noqa: E402
 VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800)}
 QUICK = {"digits-hard-16": (16, 20, 4, 64, 480)}
 FRESH = 1001  # the fresh seed of both long runs: never a search trial's
+TRIALS = 14  # trials of the searches without a budget (B / 16 iterations each)
+# the comparison the goal is about first (every seed), then the searches without a budget
+ARMS = (("budget", "baseline-whole"), ("random", "tpe-asha", "pbt"))
 
 
 def scorers(spec):
@@ -55,12 +63,17 @@ def scored(sample, evaluator, check) -> dict[str, float]:
             "mlp_fd": round(float(check(images)), 3)}
 
 
-def budget_arm(spec, folder: Path, seed: int, budget: int, evaluator, check) -> dict:
+def search_arm(spec, folder: Path, seed: int, budget: int, arm: str, evaluator, check) -> dict:
+    """A search (``budget``: under ``--budget``; else a strategy without one, sized to the
+    budget) and its delivered generator, scored."""
     from gan_search.app import run_search
     from gan_search.core.config import search_config
 
-    config = search_config(spec, name=f"{spec.name}-budget-{seed}", runs_dir=str(folder),
-                           seed=seed, budget=budget)
+    sized = {} if arm == "budget" else {
+        "strategy": arm, "trials": TRIALS, "iters": budget // (TRIALS + 2), "confirm": 1,
+        "confirm_seeds": 1}
+    config = search_config(spec, name=f"{spec.name}-{arm}-{seed}", runs_dir=str(folder),
+                           seed=seed, budget=budget if arm == "budget" else None, **sized)
     started = time.perf_counter()
     outcome = run_search(config, log=lambda line: None, track=False)
     if not outcome.delivered:
@@ -68,8 +81,9 @@ def budget_arm(spec, folder: Path, seed: int, budget: int, evaluator, check) -> 
     about = json.loads((Path(outcome.delivered) / "delivered.json").read_text())
     sample = load_generator(Path(outcome.delivered) / "generator.pt")
     return {**scored(sample, evaluator, check), "spent": outcome.spent,
-            "plan": config.plan.describe()[0], "final": config.plan.final,
-            "baseline_won": about["baseline"], "in_run_fid_lite": round(about["score"], 3),
+            "final": config.confirm_iters, "baseline_won": about["baseline"],
+            "in_run_fid_lite": round(about["score"], 3),
+            "plan": config.plan.describe()[0] if config.plan else None,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -111,17 +125,19 @@ def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
         folder = Path(tmp)
         spec = variant_space(variant, folder, size, every, every, trials, n)
         splits, evaluator, check = scorers(spec)
-        for seed in range(seeds):
-            for arm in ("budget", "baseline-whole"):
-                if (variant, seed, arm) in done:
-                    continue
-                result = budget_arm(spec, folder, seed, budget, evaluator, check) \
-                    if arm == "budget" else baseline_arm(spec, splits, budget, evaluator, check)
-                record = {"variant": variant, "seed": seed, "arm": arm, "budget": budget,
-                          **result}
-                with log.open("a") as out:
-                    out.write(json.dumps(record) + "\n")
-                print(json.dumps(record), flush=True)
+        for arms in ARMS:
+            for seed in range(seeds):
+                for arm in arms:
+                    if (variant, seed, arm) in done:
+                        continue
+                    result = baseline_arm(spec, splits, budget, evaluator, check) \
+                        if arm == "baseline-whole" else \
+                        search_arm(spec, folder, seed, budget, arm, evaluator, check)
+                    record = {"variant": variant, "seed": seed, "arm": arm, "budget": budget,
+                              **result}
+                    with log.open("a") as out:
+                        out.write(json.dumps(record) + "\n")
+                    print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ never stopped). Ray's own bracket sizes and rungs (``max_t * eta**-s``) are repl
 plan's (Ray 2.60: ``_create_bracket`` and ``_Bracket.successive_halving``), so that what
 the search trains is what the plan printed.
 
-Every trial of the bracket exists from the start (the searcher proposes them together): a
-cap on created trials would deadlock, since paused trials hold their places while the ones
-not yet created are what the rung waits for. How many train at once is what the resources
-allow.
+Every trial of the bracket exists from the start (the searcher proposes them together: the
+search's Tuner lets ``plan.trials`` be pending, where Ray's default for a searcher is one at
+a time), and a rung is done only when all of them have reached it. How many train at once
+is what the resources allow.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class PlanBracket(_Bracket):
                          max_t_attr=plan.rungs[-1], eta=2, s=len(plan.rungs) - 1,
                          stop_last_trials=False)
         self.plan, self.keep, self.rung = plan, keep, 0
+
+    def cur_iter_done(self) -> bool:
+        """The rung is done when every trial of the plan exists and has reached it (Ray
+        halves the trials the bracket has so far: with fewer created, too many go on)."""
+        return len(self._all_trials) >= self.plan.trials and super().cur_iter_done()
 
     def successive_halving(self, metric: str, metric_op: float) -> tuple[list, list]:
         """The best ``arms[k + 1]`` proposed trials at rung ``k`` go on, with the baseline."""

@@ -188,9 +188,10 @@ def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: 
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=build_scheduler(config),
                                     num_samples=config.trials,
                                     # a halving plan's bracket needs all its trials at once
-                                    # (halving.py): the resources cap how many train
-                                    max_concurrent_trials=None if config.plan is not None and
-                                    config.plan.halving else config.concurrency,
+                                    # (halving.py; Ray lets this many be pending): the
+                                    # resources cap how many train
+                                    max_concurrent_trials=config.trials if config.plan is not
+                                    None and config.plan.halving else config.concurrency,
                                     reuse_actors=True, trial_dirname_creator=trial_dirname),
         run_config=_run_config(config.name, storage, callbacks))
 

@@ -93,6 +93,11 @@ def test_a_budget_search_halves_keeps_the_baseline_and_delivers_a_long_trained_w
     assert reached[base.trial_id] == 40  # the baseline reaches the last rung, never stopped
     proposed = [r for r in rows if not r.baseline]
     assert sorted(reached[r.trial_id] for r in proposed) == [20, 20, 40, 40]
+    # a rung ends when every trial of the plan has reached it: no trial trains on from the
+    # first rung before all five have reported there
+    order = [(t, r["step"]) for t, r in results.seen if "fid_lite" in r]
+    assert max(order.index((t, 20)) for t in reached) < min(
+        i for i, (t, step) in enumerate(order) if step == 40)
     # the two that went on were the best two at the first rung
     at_first = {t: r["score"] for t, r in results.seen if r.get("step") == 20}
     first = sorted(proposed, key=lambda r: at_first[r.trial_id])
