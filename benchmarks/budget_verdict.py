@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +42,8 @@ from score_noise import IndependentCheck, load_generator  # noqa: E402
 VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800)}
 QUICK = {"digits-hard-16": (16, 20, 4, 64, 480)}
 FRESH = 1001  # the fresh seed of both long runs: never a search trial's
+SETS = 3  # generated sets each delivered generator is scored on
+KEPT = Path(tempfile.gettempdir()) / "gan-search-budget-verdict"  # the scored generators
 TRIALS = 14  # trials of the searches without a budget (B / 16 iterations each)
 # the comparison the goal is about first (every seed), then the searches without a budget
 ARMS = (("budget", "baseline-whole"), ("random", "tpe-asha", "pbt"))
@@ -58,9 +62,26 @@ def scorers(spec):
 
 
 def scored(sample, evaluator, check) -> dict[str, float]:
-    images = sample(evaluator.generated, 0)
-    return {"fid_lite": round(float(evaluator.score(images)["fid_lite"]), 3),
-            "mlp_fd": round(float(check(images)), 3)}
+    """Both feature spaces, each with its noise over SETS generated sets (sample seeds 0..):
+    FID-lite's own (its std over generated sets, the reference fixed) and the MLP FD's."""
+    fids, stds, fds = [], [], []
+    for seed in range(SETS):
+        images = sample(evaluator.generated, seed)
+        scores = evaluator.score(images)
+        fids.append(float(scores["fid_lite"]))
+        stds.append(float(scores.get("fid_lite_std", math.nan)))
+        fds.append(float(check(images)))
+    return {"fid_lite": round(statistics.fmean(fids), 3),
+            "fid_lite_std": round(max(statistics.stdev(fids), statistics.fmean(stds)), 3),
+            "mlp_fd": round(statistics.fmean(fds), 3), "mlp_fd_std": round(statistics.stdev(fds), 3)}
+
+
+def keep(generator: Path, name: str) -> str:
+    """A copy of a delivered generator beside the log (results/generators/), to score again."""
+    target = KEPT / f"{name}.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(generator, target)
+    return str(target)
 
 
 def search_arm(spec, folder: Path, seed: int, budget: int, arm: str, evaluator, check) -> dict:
@@ -80,7 +101,8 @@ def search_arm(spec, folder: Path, seed: int, budget: int, arm: str, evaluator, 
         return {"delivered": None, "spent": outcome.spent}
     about = json.loads((Path(outcome.delivered) / "delivered.json").read_text())
     sample = load_generator(Path(outcome.delivered) / "generator.pt")
-    return {**scored(sample, evaluator, check), "spent": outcome.spent,
+    kept = keep(Path(outcome.delivered) / "generator.pt", f"{spec.name}-{arm}-{seed}")
+    return {**scored(sample, evaluator, check), "spent": outcome.spent, "generator": kept,
             "final": config.confirm_iters, "baseline_won": about["baseline"],
             "in_run_fid_lite": round(about["score"], 3),
             "plan": config.plan.describe()[0] if config.plan else None,
@@ -113,6 +135,8 @@ def baseline_arm(spec, splits, budget: int, evaluator, check) -> dict:
         trainer.save_generator(Path(folder) / "generator.pt")
         sample = load_generator(Path(folder) / "generator.pt")
         result = scored(sample, evaluator, check)
+        result["generator"] = keep(Path(folder) / "generator.pt",
+                                   f"{spec.name}-baseline-whole-{config.seed}-{budget}")
     return {**result, "spent": trainer.step, "in_run_fid_lite": round(best, 3),
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -140,5 +164,53 @@ def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
                     print(json.dumps(record), flush=True)
 
 
+def beats(mine: dict, theirs: dict, key: str) -> str:
+    """``win``/``loss`` when the two differ by more than TIE_SIGMAS standard errors of the
+    difference (each score's noise over generated sets), else ``tie``."""
+    from gan_search.search.noise import tied
+
+    if tied(mine[key], mine[f"{key}_std"], theirs[key], theirs[f"{key}_std"]):
+        return "tie"
+    return "win" if mine[key] < theirs[key] else "loss"
+
+
+def report(log: Path) -> str:
+    """The verdict table (markdown) of a log: per variant and seed, every arm in both
+    feature spaces; the budget mode against the baseline trained for the whole budget."""
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    lines = ["| variant | seed | arm | FID-lite ± noise | MLP FD ± noise | trained | "
+             "final length | delivered |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    verdicts = []
+    for r in sorted(records, key=lambda r: (r["variant"], r["seed"], r["arm"])):
+        if "fid_lite" not in r:
+            lines.append(f"| {r['variant']} | {r['seed']} | {r['arm']} | none delivered | | "
+                         f"{r.get('spent', '')} | | |")
+            continue
+        whose = "baseline" if r.get("baseline_won") else "winner" if r["arm"] != \
+            "baseline-whole" else "baseline (whole budget)"
+        lines.append(f"| {r['variant']} | {r['seed']} | {r['arm']} | {r['fid_lite']:.3f} ± "
+                     f"{r['fid_lite_std']:.3f} | {r['mlp_fd']:.3f} ± {r['mlp_fd_std']:.3f} | "
+                     f"{r['spent']:,} | {r.get('final', r['spent']):,} | {whose} |")
+        if r["arm"] == "budget":
+            base = next((b for b in records if b["arm"] == "baseline-whole" and
+                         b["variant"] == r["variant"] and b["seed"] == r["seed"]
+                         and "fid_lite" in b), None)
+            if base is not None:
+                verdicts.append((r["variant"], r["seed"], beats(r, base, "fid_lite"),
+                                 beats(r, base, "mlp_fd"), r["fid_lite"] / base["fid_lite"],
+                                 r["mlp_fd"] / base["mlp_fd"]))
+    lines += ["", "| variant | seed | budget vs baseline (whole budget), FID-lite | MLP FD | "
+              "ratio FID-lite | ratio MLP FD |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {v} | {seed} | {a} | {b} | {ra:.2f} | {rb:.2f} |"
+              for v, seed, a, b, ra, rb in verdicts]
+    both = sum(a == b == "win" for _, _, a, b, _, _ in verdicts)
+    lines += ["", f"The budget mode beats the baseline trained for the whole budget beyond noise "
+              f"in both feature spaces on {both} of {len(verdicts)} seeds."]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), quick="--quick" in sys.argv)
+    if sys.argv[1] == "--report":
+        print(report(Path(sys.argv[2])))
+    else:
+        main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), quick="--quick" in sys.argv)

@@ -90,3 +90,22 @@ def test_the_score_noise_table_pools_the_best_trials_and_ranks_against_the_check
     assert math.isclose(row["noise"], math.sqrt(2.0)) and math.isclose(row["estimated"], 1.5)
     assert math.isclose(row["spearman_top"], 1.0) and row["spearman_all"] < 0.9
     assert math.isclose(row["spread_top"], statistics.stdev([0.0, *[10.0 + i for i in range(9)]]))
+
+
+def test_the_budget_verdict_counts_a_win_only_beyond_noise_in_both_feature_spaces(tmp_path):
+    from budget_verdict import report
+
+    def record(seed, arm, fid, fid_std, fd, fd_std):
+        return {"variant": "v", "seed": seed, "arm": arm, "budget": 100, "fid_lite": fid,
+                "fid_lite_std": fid_std, "mlp_fd": fd, "mlp_fd_std": fd_std, "spent": 100,
+                "final": 40 if arm == "budget" else 100, "baseline_won": False}
+    log = tmp_path / "verdict.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [
+        record(0, "budget", 5.0, 0.1, 8.0, 0.2), record(0, "baseline-whole", 7.0, 0.1, 9.0, 0.2),
+        record(1, "budget", 5.0, 0.1, 8.0, 0.2),  # beyond noise in FID-lite only
+        record(1, "baseline-whole", 7.0, 0.1, 8.1, 0.2),
+        record(2, "budget", 9.0, 0.1, 9.0, 0.2), record(2, "baseline-whole", 7.0, 0.1, 8.0, 0.2)]))
+    table = report(log)
+    assert "| v | 0 | win | win |" in table and "| v | 1 | win | tie |" in table
+    assert "| v | 2 | loss | loss |" in table
+    assert table.endswith("in both feature spaces on 1 of 3 seeds.")
