@@ -175,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{config.concurrency} at a time, strategy {config.strategy}", flush=True)
     outcome = app.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                              log=lambda line: print(line, flush=True), live=sys.stdout.isatty())
-    from gan_search.search.report import outcome_lines
+    from gan_search.search.report import exit_status, outcome_lines
 
     print("\n".join(outcome_lines(outcome, config, summary_dir(config) / "leaderboard.json")))
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
@@ -190,7 +190,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"--runs-dir {args.runs_dir}{storage} --resume --name {outcome.name}",
               file=sys.stderr)
         return 130
-    return 0
+    code, line = exit_status(outcome)
+    if line:
+        print(line, file=sys.stderr)
+    return code
 
 
 def new_search_name(space: str) -> str:
@@ -344,7 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto (CUDA when available, the default), cpu, gpu or cuda:N")
     train.set_defaults(func=cmd_train)
     run = sub.add_parser("run", parents=[common["space"], common["settings"], common["store"]],
-                         help="run a hyperparameter search over a space")
+                         help="run a hyperparameter search over a space",
+                         epilog="exit codes: 0 a trial ended usable (a warning on stderr when "
+                                "some did not); 1 no trial ended usable (all failed, diverged "
+                                "or collapsed); 2 bad input; 130 interrupted (--resume goes on)")
     run.add_argument("--budget", type=int, metavar="N",
                      help="total training iterations of the whole search, confirmation included "
                           "(default: the space's budget.total, if any): the search plans rungs "

@@ -49,3 +49,35 @@ def test_spaces_lists_and_shows():
     assert listing.returncode == 0 and "digits" in listing.stdout and "cats" in listing.stdout
     shown = cli("spaces", "smoke")
     assert shown.returncode == 0 and "source: fake" in shown.stdout
+
+
+def test_a_search_where_no_trial_ended_usable_exits_1_with_one_line(tmp_path):
+    """Adam with beta2 = 0 and a large step diverges within 20 steps: every trial."""
+    from helpers import space_file, tiny_space
+
+    raw = tiny_space(budget={"trials": 2, "iters": 40, "eval_every": 20, "eval_samples": 64},
+                     fixed={"z_dim": 16, "batch_size": 32, "g_width": 8, "d_width": 8,
+                            "beta1": 0.9, "beta2": 0.0, "lr_g": 0.5, "lr_d": 0.5,
+                            "leaky_slope": 0.0},
+                     parameters={"label_smoothing": {"kind": "uniform", "low": 0.0, "high": 0.1}})
+    result = cli("run", "--space", space_file(raw, tmp_path, "d"), "--runs-dir",
+                 str(tmp_path / "runs"), "--confirm", "0")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gan-search: no trial ended usable (2 diverged): nothing is delivered; each trial's "
+        "error is above and in the leaderboard")
+
+
+def test_a_search_where_some_trials_failed_warns_with_the_count():
+    from gan_search.search.report import exit_status
+    from gan_search.search.results import SearchOutcome, TrialRow
+
+    rows = [TrialRow("a", "finished", {}, {"score": 1.0}), TrialRow("b", "failed", {}, {}),
+            TrialRow("c", "collapsed", {}, {}), TrialRow("d", "stopped", {}, {"score": 2.0})]
+    outcome = SearchOutcome("s", "p", rows, interrupted=False, seconds=1.0)
+    assert exit_status(outcome) == (0, "gan-search: warning: 2 of 4 trials did not end usable "
+                                       "(1 failed, 1 collapsed)")
+    outcome.rows = rows[:1]
+    assert exit_status(outcome) == (0, None)
+    outcome.rows = rows[1:3]
+    assert exit_status(outcome)[0] == 1

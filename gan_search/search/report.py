@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from gan_search.core.config import SearchConfig
-from gan_search.core.vocabulary import BROKEN, Status, Strategy
+from gan_search.core.vocabulary import BROKEN, TRAINED, Status, Strategy
 from gan_search.search.noise import TIE_SIGMAS, number, rank_labels, score_noise, verdict
 from gan_search.search.results import SearchOutcome, TrialRow, best_row
 
@@ -61,6 +61,22 @@ def budget_lines(outcome: SearchOutcome, config: SearchConfig) -> list[str]:
                      f"{best.metrics.get('step'):,} iterations, {config.spec.objectives[0]} "
                      f"{best.score:.3f}: {outcome.delivered}")
     return lines
+
+
+def exit_status(outcome: SearchOutcome) -> tuple[int, str | None]:
+    """What ``gan-search run`` exits with, and its one line on stderr: 0 when a trial ended
+    usable (finished, or stopped early by ASHA); 1 when none did (every one failed,
+    diverged or collapsed); 0 with a warning when some did not."""
+    unusable = [r for r in outcome.rows if r.status not in TRAINED]
+    counts = ", ".join(f"{sum(r.status == s for r in unusable)} {s}" for s in
+                       dict.fromkeys(r.status for r in unusable))
+    if outcome.rows and len(unusable) == len(outcome.rows):
+        return 1, (f"gan-search: no trial ended usable ({counts}): nothing is delivered; each "
+                   "trial's error is above and in the leaderboard")
+    if unusable:
+        return 0, f"gan-search: warning: {len(unusable)} of {len(outcome.rows)} trials did not " \
+            f"end usable ({counts})"
+    return 0, None
 
 
 def _not_equal_compute(outcome: SearchOutcome, iters: int) -> str:
