@@ -39,8 +39,10 @@ from efficiency import variant_space  # noqa: E402
 from score_noise import IndependentCheck, load_generator  # noqa: E402
 
 # size, eval_every, budget.trials (the first rung's breadth + the baseline), N, the budget
-VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800)}
-QUICK = {"digits-hard-16": (16, 20, 4, 64, 480)}
+VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800),
+            "photos-32": (32, 200, 10, 400, 12800)}
+QUICK = {"digits-hard-16": (16, 20, 4, 64, 480), "photos-32": (32, 20, 4, 64, 480)}
+PHOTOS = 2100  # crops of the shipped photographs (balance.py), as the score-noise benchmark
 FRESH = 1001  # the fresh seed of both long runs: never a search trial's
 SETS = 3  # generated sets each delivered generator is scored on
 KEPT = Path(tempfile.gettempdir()) / "gan-search-budget-verdict"  # the scored generators
@@ -50,15 +52,61 @@ ARMS = (("budget", "baseline-whole"), ("random", "tpe-asha", "pbt"))
 
 
 def scorers(spec):
-    """FID-lite (the search's evaluator) and the MLP check, on the space's held-out split."""
+    """FID-lite (the search's evaluator) and the MLP check, on the space's held-out split;
+    for the photographs (no labels), the MLP learns which photograph a crop is of, on crops
+    of their own (labelled_crops)."""
     from gan_search.engine.data import load_splits
     from gan_search.engine.metrics import Evaluator
 
     n = spec.budget.eval_samples
-    splits = load_splits(spec.data.source, spec.data.size, spec.data.channels, {}, n)
+    splits = load_splits(spec.data.source, spec.data.size, spec.data.channels,
+                         dict(spec.data.options), n)
     evaluator = Evaluator(splits.reference, n=min(n, len(splits.reference.images)),
                           train=splits.train)
-    return splits, evaluator, IndependentCheck(splits.train, splits.reference)
+    if splits.reference.labels is None:
+        check = IndependentCheck(labelled_crops(PHOTOS, spec.data.size, seed=1),
+                                 labelled_crops(n, spec.data.size, seed=2))
+    else:
+        check = IndependentCheck(splits.train, splits.reference)
+    return splits, evaluator, check
+
+
+def labelled_crops(count: int, size: int, seed: int):
+    """Crops of the shipped photographs (balance.make_folder) with which photograph each is
+    of as its label."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from balance import make_folder, shipped_photos
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_folder(Path(tmp) / "crops", count, size, seed)
+        files = sorted(folder.glob("*.png"))
+        images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    labels = torch.tensor([int(f.stem.split("_")[1]) % len(shipped_photos()) for f in files])
+    return SimpleNamespace(images=torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+                           labels=labels)
+
+
+def space_of(variant: str, folder: Path, size: int, every: int, trials: int, n: int):
+    """efficiency.py's hard space; for ``photos-*``, on a folder of crops at ``size`` px."""
+    if not variant.startswith("photos"):
+        return variant_space(variant, folder, size, every, every, trials, n)
+    import efficiency
+    from balance import make_folder
+
+    photos = make_folder(folder / "photos", PHOTOS, size)
+    saved = json.loads(json.dumps(efficiency.SPACE))
+    efficiency.SPACE["data"] = {"source": "folder", "size": size, "channels": 3,
+                                "options": {"path": str(photos)}}
+    try:
+        return variant_space(variant, folder, size, every, every, trials, n)
+    finally:
+        efficiency.SPACE.clear()
+        efficiency.SPACE.update(saved)
 
 
 def scored(sample, evaluator, check) -> dict[str, float]:
@@ -147,7 +195,7 @@ def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
             } if log.exists() else set()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        spec = variant_space(variant, folder, size, every, every, trials, n)
+        spec = space_of(variant, folder, size, every, trials, n)
         splits, evaluator, check = scorers(spec)
         for arms in ARMS:
             for seed in range(seeds):
