@@ -71,6 +71,10 @@ def search_params(config: SearchConfig, placement: Placement) -> dict[str, Any]:
         "sampler": f"optuna-{Strategy(config.strategy).sampler}",
         "address": config.address or "local"}
     params.update({f"set.{k}": v for k, v in config.fixed.items()})
+    if config.plan is not None:  # --budget: what it buys
+        params.update({"budget": config.plan.total, "budget.rungs": list(config.plan.rungs),
+                       "budget.arms": list(config.plan.arms), "budget.final": config.plan.final,
+                       "budget.seeds": config.plan.seeds})
     if config.data_options:
         params["data.options"] = json.dumps(dict(config.data_options), default=str)
     return params
