@@ -164,3 +164,20 @@ def test_output_geometry_follows_image_size_and_channels():
     gen, disc = build_models(dataclasses.replace(BASE, image_size=20, channels=1))
     out = gen(torch.randn(2, BASE.z_dim, 1, 1))
     assert out.shape == (2, 1, 20, 20) and disc(out).numel() == 2
+
+
+def test_the_shared_knobs_act_on_both_networks(images):
+    """A setting both networks take must reach each of them: batch norm kept in G while D
+    drops it (or the reverse) would still change a training step, and the generic check
+    above would pass. Each side is looked at on its own."""
+    bn = lambda net: any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # noqa: E731
+    with_bn, without = build_models(BASE), build_models(dataclasses.replace(BASE, batch_norm=False))
+    assert [bn(net) for net in with_bn] == [True, True] and [bn(n) for n in without] == [False, False]
+    for kernel in (4, 5):  # every up and down convolution but the fixed 1-pixel ends
+        gen, disc = build_models(dataclasses.replace(BASE, kernel_size=kernel))
+        ups = [m.kernel_size[0] for m in gen.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+        downs = [m.kernel_size[0] for m in disc.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert set(ups[1:]) == {kernel} and set(downs[:-1]) == {kernel}
+    one, two = trainer(images, seed=1), trainer(images, seed=2)  # the seed starts both
+    for a, b in ((one.gen, two.gen), (one.disc, two.disc)):
+        assert not torch.equal(next(a.parameters()), next(b.parameters()))
