@@ -1,4 +1,4 @@
-"""The layers (DESIGN.md), per folder: core <- engine <- search <- tracking <- app <- cli.
+"""The layers (README.md, "Layout"), per folder: core <- engine <- search <- tracking <- app <- cli.
 
 Two checks: every import statement in the package's source (lazy ones inside functions
 included) obeys its folder's rule; and importing a light module loads nothing heavy (the

@@ -32,7 +32,6 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from PIL import Image
 
 from gan_search.core.config import TRAINING_SETTINGS, TrainConfig
@@ -412,6 +411,3 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] -> uint8 in [0, 255]."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -74,7 +74,7 @@ class SearchOutcome:
     interrupted: bool
     seconds: float
     objectives: list[str] = field(default_factory=list)
-    study: Any = None  # the Optuna study (from Tune's saved searcher state)
+    study: Any = None  # the search's stored Optuna study (study.py), read back after it
     logging_seconds: float = 0.0  # time spent writing MLflow records
     fit_seconds: float = 0.0  # the search's Tune fit alone (no start-up, confirmation, plots)
     parent_run_id: str | None = None

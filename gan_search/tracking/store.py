@@ -33,10 +33,6 @@ def store_paths(runs_dir: str) -> tuple[str, str]:
     return f"sqlite:///{root / 'mlflow.db'}", (root / "mlartifacts").as_uri()
 
 
-def tracking_uri_for(runs_dir: str, tracking_uri: str | None) -> str:
-    return tracking_uri or store_paths(runs_dir)[0]
-
-
 def use_short_timeouts(tracking_uri: str | None) -> None:
     """For a tracking server: no retries and a short timeout per request (MLflow's default
     retries take minutes); a failed record is kept and retried by the tracker instead."""
