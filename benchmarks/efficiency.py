@@ -248,7 +248,7 @@ def retrain(job: tuple) -> float:
     from gan_search.engine.data import load_splits
     from gan_search.engine.metrics import Evaluator
     from gan_search.engine.trainer import GANTrainer
-    from gan_search.search.settings import TrialSettings
+    from gan_search.core.settings import TrialSettings
 
     torch.set_num_threads(1)  # as one trial of the searches (two at a time on two cores)
     spec = parse_space(json.loads(Path(space_file).read_text()), space_file)

@@ -12,9 +12,9 @@ from ray import tune
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.vocabulary import ENDED, Status
-from gan_search.search.results import (SearchOutcome, TrialRow, checkpoint_uri,
+from gan_search.core.results import (SearchOutcome, TrialRow, checkpoint_uri,
                                        of_current_weights, pareto_front, trial_status)
-from gan_search.search.settings import same_config
+from gan_search.core.settings import same_config
 from gan_search.search.tuning import objectives
 
 

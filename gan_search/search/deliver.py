@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from gan_search.search.results import GENERATOR_FILE, GRID_FILE, SearchOutcome
+from gan_search.core.results import GENERATOR_FILE, GRID_FILE, SearchOutcome
 
 DELIVERED_DIR = "delivered"
 

@@ -15,8 +15,8 @@ import ray
 from ray.tune import Callback
 
 from gan_search.core.vocabulary import Status
-from gan_search.search.restore import Restorable
-from gan_search.search.results import trial_status
+from gan_search.core.restorable import Restorable
+from gan_search.core.results import trial_status
 
 
 class ProgressBoard:
@@ -42,7 +42,7 @@ class ProgressView(Callback, Restorable):
     after a resume too (when Tune restores this callback from the saved experiment).
     """
 
-    LIVE = ("log", "board", "live")  # the driver's output and actor (restore.py)
+    LIVE = ("log", "board", "live")  # the driver's output and actor (core/restorable.py)
     DETACHED = {"log": print, "board": None, "live": False}
 
     def __init__(self, planned: int, log: Callable[[str], None] = print,

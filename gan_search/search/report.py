@@ -1,6 +1,6 @@
 """What a search prints at its end: the leaderboard, failed trials' messages, the
 confirmation table, the best-found-vs-baseline line, what mattered and where things are.
-Plain text from the result model (results.py)."""
+Plain text from the result model (core/results.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from gan_search.core.config import SearchConfig
 from gan_search.core.vocabulary import BROKEN, TRAINED, Status, Strategy
 from gan_search.search.noise import TIE_SIGMAS, number, rank_labels, score_noise, verdict
-from gan_search.search.results import SearchOutcome, TrialRow, best_row
+from gan_search.core.results import SearchOutcome, TrialRow, best_row
 
 
 def versus_baseline(outcome: SearchOutcome, name: str, iters: int,

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from gan_search.search.restore import Restorable
+from gan_search.core.restorable import Restorable
 
 
 class Spending(Restorable, Callback):

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from gan_search.search.results import GENERATOR_FILE, GRID_FILE, of_current_weights
+from gan_search.core.results import GENERATOR_FILE, GRID_FILE, of_current_weights
 
 
 def best_checkpoint(trial: Any) -> Any:

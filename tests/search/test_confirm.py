@@ -5,7 +5,7 @@ import math
 
 from gan_search.search.confirm import (Candidate, assign_runs, fresh_seeds, pick_candidates, ranked,
                                 table, trial_configs)
-from gan_search.search.results import TrialRow
+from gan_search.core.results import TrialRow
 
 
 def row(trial_id, status, score, baseline=False):

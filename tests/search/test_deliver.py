@@ -12,7 +12,7 @@ from gan_search.engine.trainer import GANTrainer
 from gan_search.search.confirm import Candidate, ranked
 from gan_search.search.deliver import deliver
 from gan_search.search.report import budget_lines
-from gan_search.search.results import SearchOutcome, TrialRow
+from gan_search.core.results import SearchOutcome, TrialRow
 from helpers import tiny_space
 
 

@@ -6,7 +6,7 @@ import math
 from gan_search.core.vocabulary import Status
 from gan_search.search.noise import rank_labels, tied
 from gan_search.search.report import leaderboard, versus_baseline
-from gan_search.search.results import SearchOutcome, TrialRow
+from gan_search.core.results import SearchOutcome, TrialRow
 
 
 def test_values_within_two_standard_deviations_of_the_difference_are_tied():

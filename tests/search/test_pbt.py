@@ -14,7 +14,7 @@ from helpers import search_runs, tiny_space, write_space
 from gan_search.app import run_search
 from gan_search.core.config import search_config
 from gan_search.search.report import leaderboard, outcome_lines
-from gan_search.search.settings import TrialSettings
+from gan_search.core.settings import TrialSettings
 from gan_search.search.trainable import new_progress, note_exploit
 
 PBT = tiny_space(
@@ -242,7 +242,7 @@ def test_a_members_best_checkpoint_is_among_those_of_the_weights_it_ended_with(t
     from ray import tune
 
     from gan_search.search.collect import trial_rows
-    from gan_search.search.results import of_current_weights
+    from gan_search.core.results import of_current_weights
 
     (tmp_path / "before").mkdir()
     (tmp_path / "after").mkdir()

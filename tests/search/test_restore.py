@@ -1,10 +1,10 @@
-"""Resume's one mechanism (search/restore.py): what Tune pickles of a callback leaves the
+"""Resume's one mechanism (core/restorable.py, search/restore.py): what Tune pickles of a callback leaves the
 driver's live parts out, and a restored callback takes them back from the fresh one of the
 same name; outside a restore nothing is collected."""
 
 import pickle
 
-from gan_search.search.restore import Restorable, collecting
+from gan_search.core.restorable import Restorable, collecting
 
 
 class Counter(Restorable):
