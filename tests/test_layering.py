@@ -117,3 +117,22 @@ def test_the_study_is_read_through_optunas_public_api_only():
     hits = [f"{path.relative_to(PACKAGE)}:{number}" for path in PACKAGE.rglob("*.py")
             for number, line in enumerate(path.read_text().splitlines(), 1) if "._ot_" in line]
     assert not hits
+
+
+def test_a_strategy_is_made_from_its_name_only_by_the_space_parser():
+    """One enum from the space file to the tuner: ``Strategy(name)`` is called in
+    core/space.py (``strategy_of``) and nowhere else; the rest pass the enum along."""
+    calls = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and (
+                    isinstance(node.func, ast.Name) and node.func.id == "Strategy" or
+                    isinstance(node.func, ast.Attribute) and node.func.attr == "Strategy"):
+                calls.append(str(path.relative_to(PACKAGE)))
+    assert calls == ["core/space.py"]
+
+
+def test_no_module_is_longer_than_450_lines():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert long == {}

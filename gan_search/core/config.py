@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from gan_search.core.budget import Plan, plan_for
 from gan_search.core.errors import ConfigError
 from gan_search.core.vocabulary import DEVICES, Strategy, names
-from gan_search.core.space import SearchSpec
+from gan_search.core.space import SearchSpec, strategy_of
 
 # The generator starts from a BASE x BASE map (4..7) and doubles it, so the
 # image sizes it can make are BASE * 2**k: 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, ...
@@ -247,7 +247,7 @@ class SearchConfig:
     data_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     storage: str | None = None  # Tune storage (s3://..., or a shared folder); None: runs_dir/tune
     optuna_storage: str | None = None  # the study's Optuna RDB URL; None: runs_dir/optuna.db
-    strategy: str = Strategy.TPE_ASHA.value  # how to search: --strategy, else the space's
+    strategy: Strategy = Strategy.TPE_ASHA  # how to search: --strategy, else the space's
     device: str = "auto"  # --device: auto, cpu or gpu (see placement.py)
     confirm: int = 3  # --confirm K: the top K configurations retrained with fresh seeds
     confirm_seeds: int = 2  # fresh seeds per confirmed configuration
@@ -313,6 +313,7 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
     check_space_params(spec)
     if strategy is not None and strategy not in tuple(Strategy):
         raise ConfigError(f"--strategy {strategy}: must be {names(Strategy)}")
+    chosen = strategy_of(strategy) if strategy is not None else spec.strategy
     if device not in DEVICES:
         raise ConfigError(f"--device {device}: must be one of {', '.join(DEVICES)}")
     for flag, value in (("--trials", trials), ("--iters", iters), ("--concurrency", concurrency),
@@ -321,14 +322,14 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
             raise ConfigError(f"{flag} {value}: must be >= 1")
     if seed < 0:
         raise ConfigError(f"--seed {seed}: must be >= 0")
-    plan = _plan(spec, strategy, budget, trials, iters, confirm_seeds)
+    plan = _plan(spec, chosen, budget, trials, iters, confirm_seeds)
     if plan is not None:  # the top rung: the winner and the baseline on the plan's seeds
         trials, iters, confirm, confirm_seeds = plan.trials, plan.rungs[-1], 1, plan.seeds
     confirm_seeds = 2 if confirm_seeds is None else confirm_seeds
     if confirm < 0 or confirm_seeds < 1:
         raise ConfigError(f"--confirm {confirm} / --confirm-seeds {confirm_seeds}: the top K >= 0 "
                           "(0 turns confirmation off) with at least 1 fresh seed each")
-    _check_population(spec, strategy or spec.strategy, trials or spec.budget.trials)
+    _check_population(spec, chosen, trials or spec.budget.trials)
     iters = iters or spec.budget.iters
     eval_every = min(spec.budget.eval_every, iters)
     pinned = dict(TrainConfig.from_dict({**spec.defaults(), **(sets or {})}, source="--set").to_dict())
@@ -341,13 +342,13 @@ def search_config(spec: SearchSpec, *, trials: int | None = None, iters: int | N
         fixed=fixed, runs_dir=runs_dir, name=name or "", seed=seed, address=address,
         data_source="folder" if data_dir else spec.data.source,
         data_options={"path": data_dir} if data_dir else dict(spec.data.options),
-        storage=storage, strategy=strategy or spec.strategy, device=device, confirm=confirm,
+        storage=storage, strategy=chosen, device=device, confirm=confirm,
         confirm_seeds=confirm_seeds, optuna_storage=optuna_storage, plan=plan)
     config.trial_config({k: p.midpoint() for k, p in config.searched.items()})  # must be valid
     return config
 
 
-def _plan(spec: SearchSpec, strategy: str | None, budget: int | None, trials: int | None,
+def _plan(spec: SearchSpec, strategy: Strategy, budget: int | None, trials: int | None,
           iters: int | None, seeds: int | None) -> Plan | None:
     """The plan of ``--budget`` (or of the space's ``budget.total`` when the command gives
     neither --trials nor --iters); None: a search of trials of a fixed length."""
@@ -360,10 +361,10 @@ def _plan(spec: SearchSpec, strategy: str | None, budget: int | None, trials: in
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--confirm-seeds {seeds}: must be >= 1 (the final runs of a budget)")
     source = "--budget" if budget else f"{spec.path}: budget.total"
-    return plan_for(spec, Strategy(strategy or spec.strategy), total, seeds or 1, source)
+    return plan_for(spec, strategy, total, seeds or 1, source)
 
 
-def _check_population(spec: SearchSpec, strategy: str, trials: int) -> None:
+def _check_population(spec: SearchSpec, strategy: Strategy, trials: int) -> None:
     """PBT needs a population (2 members or more) and a searched setting it can perturb."""
     if strategy != Strategy.PBT:
         return

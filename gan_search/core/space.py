@@ -148,7 +148,7 @@ class SearchSpec:
     resources: Resources
     concurrency: int
     baseline: Baseline | None = None
-    strategy: str = Strategy.TPE_ASHA.value  # how to search (vocabulary.Strategy)
+    strategy: Strategy = Strategy.TPE_ASHA  # how to search
 
     def defaults(self) -> dict[str, Any]:
         """Fixed values plus each searched parameter's default (or midpoint)."""
@@ -405,18 +405,24 @@ def _parse_scheduler(where: _Where, raw: Any) -> SchedulerSpec:
     return SchedulerSpec(**body)
 
 
-def _parse_strategy(where: _Where, raw: Any, scheduler_raw: Any) -> str:
+def _parse_strategy(where: _Where, raw: Any, scheduler_raw: Any) -> Strategy:
     """``strategy:``, or from the older ``scheduler.kind`` (TPE, with or without ASHA; its
     kind already checked by _parse_scheduler); the two may not disagree."""
     old_kind = scheduler_raw.get("kind") if isinstance(scheduler_raw, dict) else None
     if raw is None:
-        return Strategy.of(Sampler.TPE, Scheduler(old_kind or Scheduler.ASHA)).value
+        return Strategy.of(Sampler.TPE, Scheduler(old_kind or Scheduler.ASHA))
     if raw not in STRATEGIES:
         raise where.fail("strategy", f"unknown strategy {raw!r}; valid: {', '.join(STRATEGIES)}")
-    if old_kind is not None and Scheduler(old_kind) != Strategy(raw).scheduler:
+    if old_kind is not None and Scheduler(old_kind) != strategy_of(raw).scheduler:
         raise where.fail("scheduler.kind", f"{old_kind!r} contradicts strategy {raw!r}; drop "
                          "scheduler.kind (the strategy says whether ASHA stops trials early)")
-    return str(raw)
+    return strategy_of(raw)
+
+
+def strategy_of(name: str) -> Strategy:
+    """The one place a strategy is made from its name (a space's ``strategy:``, or
+    ``--strategy`` through core/config.py, each checked first): from here on it is the enum."""
+    return Strategy(name)
 
 
 def _parse_resources(where: _Where, raw: Any) -> Resources:

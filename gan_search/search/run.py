@@ -61,14 +61,14 @@ def search_params(config: SearchConfig, placement: Placement) -> dict[str, Any]:
         "eval_every": config.eval_every, "eval_samples": config.eval_samples,
         "concurrency": config.concurrency, "seed": config.seed,
         "objectives": list(spec.objectives), "searched": sorted(config.searched),
-        "strategy": config.strategy, "scheduler": Strategy(config.strategy).scheduler.value,
+        "strategy": config.strategy, "scheduler": config.strategy.scheduler.value,
         "grace_period": spec.scheduler.grace_period,
         "reduction_factor": spec.scheduler.reduction_factor,
         "collapse_threshold": spec.scheduler.collapse_threshold,
         "collapse_patience": spec.scheduler.collapse_patience,
         "resources.cpu": spec.resources.cpu, "resources.gpu": spec.resources.gpu,
         "device": config.device, "trial_resources": placement.describe(),
-        "sampler": f"optuna-{Strategy(config.strategy).sampler}",
+        "sampler": f"optuna-{config.strategy.sampler}",
         "address": config.address or "local"}
     params.update({f"set.{k}": v for k, v in config.fixed.items()})
     if config.plan is not None:  # --budget: what it buys

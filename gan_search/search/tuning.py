@@ -67,7 +67,7 @@ def build_sampler(config: SearchConfig) -> Any:
     (the baseline to beat)."""
     import optuna
 
-    sampler = Strategy(config.strategy).sampler
+    sampler = config.strategy.sampler
     if sampler == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=config.seed)
     startup = min(10, max(2, config.trials // 3))  # random trials before the model of the space
@@ -121,7 +121,7 @@ def build_scheduler(config: SearchConfig) -> Any:
 
         return PlanHyperBand(config.plan, config.baseline_point(), metric="score", mode="min")
     evals = math.ceil(config.iters / config.eval_every)
-    if Strategy(config.strategy).scheduler == Scheduler.ASHA and evals > 1:
+    if config.strategy.scheduler == Scheduler.ASHA and evals > 1:
         return BaselineASHA(baseline=config.baseline_point(), time_attr="training_iteration",
                             metric="score", mode="min", max_t=evals,
                             grace_period=min(spec.scheduler.grace_period, evals),
@@ -170,7 +170,7 @@ def search_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: 
     over a population."""
     import optuna
 
-    if Strategy(config.strategy) == Strategy.PBT:
+    if config.strategy == Strategy.PBT:
         return pbt_tuner(config, trainable, storage, callbacks)
 
     from gan_search.search.searcher import StudySearch
