@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gan_search.core.config import SearchConfig
-from gan_search.core.vocabulary import Strategy
 from gan_search.core.results import SearchOutcome
+from gan_search.core.vocabulary import Strategy
 
 
 def run_search(config: SearchConfig, resume: bool = False, callbacks: list | None = None,

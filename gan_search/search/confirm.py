@@ -21,9 +21,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from gan_search.core.settings import CONFIRM_KEY, confirm_config
 from gan_search.core.vocabulary import BROKEN, DIVERGED_SCORE, TRAINED, Status
 from gan_search.search.noise import TIE_SIGMAS, rank_labels, score_noise
-from gan_search.core.settings import CONFIRM_KEY, confirm_config
 
 FRESH_SEED_BASE = 1000  # fresh seeds 1001, 1002, ...: never a search trial's seed
 

@@ -20,9 +20,9 @@ from typing import Any
 from ray.tune import Callback
 
 from gan_search.core.config import SearchConfig
+from gan_search.core.settings import same_config
 from gan_search.core.vocabulary import Role, Status
 from gan_search.search import study as stored
-from gan_search.core.settings import same_config
 
 
 class PopulationStudy(Callback):

@@ -14,9 +14,9 @@ from typing import Any, Callable
 import ray
 from ray.tune import Callback
 
-from gan_search.core.vocabulary import Status
 from gan_search.core.restorable import Restorable
 from gan_search.core.results import trial_status
+from gan_search.core.vocabulary import Status
 
 
 class ProgressBoard:

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 from gan_search.core.config import SearchConfig
+from gan_search.core.results import SearchOutcome, TrialRow, best_row
 from gan_search.core.vocabulary import BROKEN, TRAINED, Status, Strategy
 from gan_search.search.noise import TIE_SIGMAS, number, rank_labels, score_noise, verdict
-from gan_search.core.results import SearchOutcome, TrialRow, best_row
 
 
 def versus_baseline(outcome: SearchOutcome, name: str, iters: int,

@@ -24,14 +24,14 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 from gan_search.core.config import SearchConfig  # noqa: E402
+from gan_search.core.results import SearchOutcome  # noqa: E402
+from gan_search.core.settings import SharedSettings, objectives_of  # noqa: E402
 from gan_search.core.vocabulary import ENDED, WORST, Strategy  # noqa: E402
 from gan_search.search import analysis, cluster, collect, confirm, prepare, study  # noqa: E402
 from gan_search.search.deliver import deliver  # noqa: E402
 from gan_search.search.placement import Placement, place_trials  # noqa: E402
 from gan_search.search.progress import ProgressBoard, ProgressView  # noqa: E402
 from gan_search.search.restore import restore_tuner  # noqa: E402
-from gan_search.core.results import SearchOutcome  # noqa: E402
-from gan_search.core.settings import SharedSettings, objectives_of  # noqa: E402
 from gan_search.search.spend import Spending  # noqa: E402
 from gan_search.search.summary import storage_root, summary_dir, write_summary  # noqa: E402
 from gan_search.search.tuning import CONFIRM_DIR, confirm_tuner, search_tuner  # noqa: E402

@@ -14,9 +14,9 @@ from typing import Any
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.files import write_text_atomic
+from gan_search.core.results import SearchOutcome, TrialRow
 from gan_search.search import names
 from gan_search.search.report import leaderboard
-from gan_search.core.results import SearchOutcome, TrialRow
 
 
 def storage_root(config: SearchConfig) -> str:

@@ -40,11 +40,11 @@ import torch
 from ray import tune
 
 from gan_search.core.config import TRAINING_SETTINGS, TrainConfig
+from gan_search.core.results import GENERATOR_FILE, GRID_FILE, PROGRESS_FILE, TRAINER_FILE
+from gan_search.core.settings import SharedSettings, TrialSettings
 from gan_search.core.vocabulary import OBJECTIVES, WORST, Objective, Status
 from gan_search.engine.metrics import Evaluator
 from gan_search.engine.trainer import GANTrainer
-from gan_search.core.results import GENERATOR_FILE, GRID_FILE, PROGRESS_FILE, TRAINER_FILE
-from gan_search.core.settings import SharedSettings, TrialSettings
 
 # every trial reports score_<objective> for each objective; WORST when it diverged or failed
 # set on the nodes of a Ray fake multi-node cluster, whose "GPUs" are only resource labels:

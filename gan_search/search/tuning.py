@@ -30,10 +30,10 @@ from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, PopulationBasedTr
                                  TrialScheduler)
 
 from gan_search.core.config import TRAINING_SETTINGS, SearchConfig
+from gan_search.core.settings import CONFIRM_KEY, same_config
 from gan_search.core.space import Param
 from gan_search.core.vocabulary import Sampler, Scheduler, Status, Strategy
 from gan_search.search import study
-from gan_search.core.settings import CONFIRM_KEY, same_config
 
 CONFIRM_DIR = "confirm"  # the confirmation's Tune experiment, inside the search's folder
 

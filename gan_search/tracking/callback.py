@@ -20,9 +20,9 @@ from typing import Any, Callable, Mapping
 from ray.tune import Callback
 
 from gan_search.core.config import TRAINING_SETTINGS
-from gan_search.core.vocabulary import Status
 from gan_search.core.restorable import Restorable
 from gan_search.core.results import GRID_FILE, SearchOutcome, checkpoint_uri, trial_status
+from gan_search.core.vocabulary import Status
 from gan_search.tracking.checkpoints import best_checkpoint, read_file
 from gan_search.tracking.ledger import Ledger
 from gan_search.tracking.recorder import Recorder

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gan_search.core.files import write_text_atomic
-from gan_search.core.vocabulary import Role, Status
 from gan_search.core.settings import TrialSettings
+from gan_search.core.vocabulary import Role, Status
 from gan_search.tracking.tags import CONFIRM_OF_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG
 
 

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from gan_search.core.config import TrainConfig
+from gan_search.core.settings import SharedSettings, TrialSettings
 from gan_search.engine.data import load_dataset
 from gan_search.engine.models import build_models
 from gan_search.engine.trainer import GANTrainer, draw_noise
-from gan_search.core.settings import SharedSettings, TrialSettings
 
 BASE = TrainConfig.from_dict({"image_size": 16, "channels": 3, "z_dim": 8, "g_width": 8,
                               "d_width": 8, "batch_size": 16, "precision": "fp32",

@@ -119,4 +119,4 @@ def test_a_budget_search_halves_keeps_the_baseline_and_delivers_a_long_trained_w
     assert state["step"] == about["best_step"] and state["config"]["iters"] == 160
     text = "\n".join(outcome_lines(outcome, config, tmp_path / "leaderboard.json"))
     assert f"budget: trained {plan.iters} of 480" in text.replace(",", "")
-    assert f"delivered: " in text and str(delivered) in text
+    assert "delivered: " in text and str(delivered) in text

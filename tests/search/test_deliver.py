@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 
 from gan_search.core.config import SearchConfig, TrainConfig
+from gan_search.core.results import SearchOutcome, TrialRow
 from gan_search.core.space import parse_space
 from gan_search.engine.trainer import GANTrainer
 from gan_search.search.confirm import Candidate, ranked
 from gan_search.search.deliver import deliver
 from gan_search.search.report import budget_lines
-from gan_search.core.results import SearchOutcome, TrialRow
 from helpers import tiny_space
 
 

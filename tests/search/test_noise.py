@@ -3,10 +3,10 @@ confirmation table and the best-vs-baseline line."""
 
 import math
 
+from gan_search.core.results import SearchOutcome, TrialRow
 from gan_search.core.vocabulary import Status
 from gan_search.search.noise import rank_labels, tied
 from gan_search.search.report import leaderboard, versus_baseline
-from gan_search.core.results import SearchOutcome, TrialRow
 
 
 def test_values_within_two_standard_deviations_of_the_difference_are_tied():

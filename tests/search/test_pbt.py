@@ -13,8 +13,8 @@ from ray.tune import Callback
 from helpers import search_runs, tiny_space, write_space
 from gan_search.app import run_search
 from gan_search.core.config import search_config
-from gan_search.search.report import leaderboard, outcome_lines
 from gan_search.core.settings import TrialSettings
+from gan_search.search.report import leaderboard, outcome_lines
 from gan_search.search.trainable import new_progress, note_exploit
 
 PBT = tiny_space(

@@ -10,14 +10,14 @@ import pytest
 from ray.tune.search.optuna import OptunaSearch
 
 from helpers import cli, interrupt, search_runs, tiny_space, write_space
+from gan_search.app import run_search
 from gan_search.core.config import search_config
 from gan_search.core.errors import ConfigError
-from gan_search.search.report import leaderboard
 from gan_search.core.results import TrialRow, pareto_front
-from gan_search.app import run_search
 from gan_search.core.results import trial_status
-from gan_search.search.tuning import tune_space
 from gan_search.core.space import parse_space
+from gan_search.search.report import leaderboard
+from gan_search.search.tuning import tune_space
 
 SPACE = tiny_space(
     parameters={

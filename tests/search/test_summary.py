@@ -4,9 +4,9 @@ whether MLflow tracking is on or off."""
 import json
 
 from gan_search.core.config import search_config
+from gan_search.core.results import SearchOutcome, TrialRow, pareto_front
 from gan_search.core.space import parse_space
 from gan_search.core.vocabulary import Status
-from gan_search.core.results import SearchOutcome, TrialRow, pareto_front
 from gan_search.search.summary import summary_dir, write_summary
 from helpers import tiny_space
 

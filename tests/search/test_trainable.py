@@ -3,9 +3,9 @@
 import dataclasses
 import pytest
 
-from gan_search.search.tuning import CollapseStopper
 from gan_search.core.settings import SharedSettings, objectives_of
 from gan_search.search.trainable import _progress_metrics, ended_scores, new_progress
+from gan_search.search.tuning import CollapseStopper
 
 RULE = SharedSettings(base={}, collapse_threshold=0.9, collapse_patience=2)
 
