@@ -103,6 +103,20 @@ class SearchOutcome:
     def baseline(self) -> TrialRow | None:
         return next((r for r in self.rows if r.baseline), None)
 
+    @property
+    def winner_id(self) -> str | None:
+        """The winning configuration's search trial: the confirmed winner, else ``best``'s."""
+        if self.confirmation:
+            return self.confirmation[0].trial_id
+        return self.best.trial_id if self.best else None
+
+    @property
+    def baseline_won(self) -> bool:
+        """The winning configuration is the baseline's."""
+        if self.confirmation:
+            return bool(self.confirmation[0].baseline)
+        return bool(self.best and self.best.baseline)
+
 
 def best_row(rows: list[TrialRow]) -> TrialRow | None:
     """The search's best trial, one rule for the summary, `sample --run best` and MLflow:

@@ -31,10 +31,8 @@ def deliver(outcome: SearchOutcome, folder: Path) -> Path | None:
     source = Path(best.checkpoint)
     if not (source / GENERATOR_FILE).is_file():
         return None
-    winner = outcome.confirmation[0] if outcome.confirmation else None
-    baseline = winner.baseline if winner is not None else best.baseline
-    about = {"run": best.trial_id, "configuration": winner.trial_id if winner else best.trial_id,
-             "baseline": baseline, "score": best.score, "best_step": best.metrics.get("best_step"),
+    about = {"run": best.trial_id, "configuration": outcome.winner_id,
+             "baseline": outcome.baseline_won, "score": best.score, "best_step": best.metrics.get("best_step"),
              "step": best.metrics.get("step"), "checkpoint": best.checkpoint,
              "settings": dict(best.params.get("confirm", {}).get("settings", best.params))}
     target = folder / DELIVERED_DIR

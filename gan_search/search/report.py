@@ -52,11 +52,10 @@ def budget_lines(outcome: SearchOutcome, config: SearchConfig) -> list[str]:
         lines.append(f"budget: trained {spent_share(outcome.spent, config.plan.total)} "
                      f"iterations (planned {config.plan.iters:,})")
     if outcome.delivered:
-        best, winner = outcome.best, (outcome.confirmation or [None])[0]
+        best = outcome.best
         whose = ("the baseline's generator: no configuration the search found beat it"
-                 if (winner.baseline if winner else best.baseline) else
-                 f"the winner's generator (configuration of trial "
-                 f"{winner.trial_id if winner else best.trial_id})")
+                 if outcome.baseline_won else
+                 f"the winner's generator (configuration of trial {outcome.winner_id})")
         lines.append(f"delivered: {whose}, run {best.trial_id} trained "
                      f"{best.metrics.get('step'):,} iterations, {config.spec.objectives[0]} "
                      f"{best.score:.3f}: {outcome.delivered}")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from ray.tune import Callback
 
 from helpers import tiny_space, write_space
+from recorded import Results
 from gan_search.app import run_search
 from gan_search.core.budget import Plan, halving_plan, single_rung_plan
 from gan_search.core.config import search_config
@@ -24,14 +24,6 @@ BUDGETED = tiny_space(
     strategy="tpe-asha", scheduler={"grace_period": 1, "reduction_factor": 2},
     baseline={"name": "paper", "values": {"lr_g": 2e-4, "lr_d": 2e-4},
               "sources": {"lr_g": "t", "lr_d": "t"}})
-
-
-class Results(Callback):
-    def __init__(self):
-        self.seen = []
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.seen.append((trial.trial_id, dict(result)))
 
 
 def test_a_halving_plan_spends_the_budget_on_a_long_final_length():

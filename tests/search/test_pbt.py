@@ -8,9 +8,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from ray.tune import Callback
 
 from helpers import search_runs, tiny_space, write_space
+from recorded import Results
 from gan_search.app import run_search
 from gan_search.core.config import search_config
 from gan_search.core.settings import TrialSettings
@@ -25,16 +25,6 @@ PBT = tiny_space(
     strategy="pbt", scheduler={"perturbation_interval": 1},
     baseline={"name": "paper", "values": {"lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5},
               "sources": {"lr_g": "t", "lr_d": "t", "beta1": "t"}})
-
-
-class Results(Callback):
-    """Every result Tune receives, in order (what the trials reported)."""
-
-    def __init__(self):
-        self.seen = []
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.seen.append((trial.trial_id, dict(result)))
 
 
 def test_note_exploit_continues_the_copied_schedule_and_restarts_the_best_so_far():
