@@ -87,9 +87,11 @@ def pick_candidates(rows: list, k: int, worst: float = DIVERGED_SCORE,
     ranked = sorted((r for r in rows if r.status in TRAINED and math.isfinite(r.score)
                      and r.metrics.get("step", 0) >= reached), key=lambda r: r.score)
     chosen: list = []
+    trains: set[str] = set()  # what the chosen ones' fresh runs would train
     for row in ranked:
-        if len(chosen) < k and all(replayed(row) != replayed(c) for c in chosen):
+        if len(chosen) < k and replayed(row) not in trains:
             chosen.append(row)
+            trains.add(replayed(row))
     baseline = next((r for r in rows if r.baseline), None)
     if baseline is not None and baseline not in chosen and baseline.status in (
             *TRAINED, Status.COLLAPSED):
