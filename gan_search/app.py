@@ -11,7 +11,6 @@ from typing import Any, Callable
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.results import SearchOutcome
-from gan_search.core.vocabulary import Strategy
 
 
 def run_search(config: SearchConfig, resume: bool = False, callbacks: list | None = None,
@@ -29,8 +28,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     def tracker(params: dict[str, Any], shared: Any, folder: Path) -> Any:
         started = tracking.MlflowTracker(
             config.runs_dir, tracking_uri, config.spec.name, config.name, params, shared.base,
-            config.spec.path, folder, baseline=config.baseline_point(),
-            population=config.strategy == Strategy.PBT, log=log)
+            config.spec.path, folder, log=log)
         started.start()
         return started
 

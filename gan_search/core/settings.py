@@ -6,9 +6,11 @@
   store, and to the tracker, which records it on every child run.
 - ``TrialSettings``: one trial's own part, read from the config dict Tune gives the trial
   (Tune and Optuna need a plain dict there): a search trial's config *is* its sampled
-  values; a confirmation trial's is ``{"confirm": {"of", "baseline", "settings"}}`` (and
-  ``"schedule"`` when it replays a PBT member's). Its ``role`` says which, and the baseline
-  is recognised by its values.
+  values and its role under ``ROLE_KEY`` (decided once, where the trial is made: the
+  searcher gives the study trial's role, PBT's starting population names its baseline; a
+  PBT member keeps its own role when it copies another); a confirmation trial's is
+  ``{"confirm": {"of", "baseline", "settings"}}`` (and ``"schedule"`` when it replays a PBT
+  member's). Its ``role`` says which: nothing compares settings to find the baseline.
 
 Standard library and the core only: the trainable, the tuning and the tracker all import it.
 """
@@ -23,6 +25,7 @@ from gan_search.core.config import TrainConfig
 from gan_search.core.vocabulary import OBJECTIVES, Objective, Role
 
 CONFIRM_KEY = "confirm"  # a confirmation trial's Tune config: {"confirm": {...}}
+ROLE_KEY = "role"  # a search trial's Tune config: its vocabulary.Role (never a setting's name)
 
 
 @dataclass(frozen=True)
@@ -55,18 +58,14 @@ class TrialSettings:
     schedule: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
-    def of(cls, config: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
-           population: bool = False) -> "TrialSettings":
-        """Read Tune's config dict of a trial (``baseline``: the space's baseline point;
-        ``population``: the search is PBT, its trials are members)."""
+    def of(cls, config: Mapping[str, Any]) -> "TrialSettings":
+        """Read Tune's config dict of a trial (a search trial without a role is the
+        sampler's)."""
         if CONFIRM_KEY in config:
             plan = config[CONFIRM_KEY]
             return cls(dict(plan["settings"]), Role.CONFIRM, str(plan["of"]),
                        bool(plan.get("baseline")), tuple(plan.get("schedule") or ()))
-        values = dict(config)
-        if baseline is not None and same_config(values, baseline):
-            return cls(values, Role.BASELINE)
-        return cls(values, Role.MEMBER if population else Role.SEARCH)
+        return cls(settings_of(config), Role(config.get(ROLE_KEY, Role.SEARCH)))
 
     def run_name(self, trial_id: str) -> str:
         """What the trial's run is called in MLflow, its role first: ``trial_<id>`` (the
@@ -107,6 +106,16 @@ def confirm_config(of: str, baseline: bool, settings: Mapping[str, Any],
     if schedule:
         plan["schedule"] = [dict(entry) for entry in schedule]
     return plan
+
+
+def with_role(values: Mapping[str, Any], role: Role) -> dict[str, Any]:
+    """A search trial's Tune config: its settings and its role."""
+    return {**values, ROLE_KEY: role.value}
+
+
+def settings_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A search trial's settings: its Tune config without its role."""
+    return {k: v for k, v in config.items() if k != ROLE_KEY}
 
 
 def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

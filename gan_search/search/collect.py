@@ -11,10 +11,10 @@ from typing import Any
 from ray import tune
 
 from gan_search.core.config import SearchConfig
-from gan_search.core.vocabulary import ENDED, Status
+from gan_search.core.vocabulary import ENDED, Role, Status
 from gan_search.core.results import (SearchOutcome, TrialRow, checkpoint_uri,
                                        of_current_weights, pareto_front, trial_status)
-from gan_search.core.settings import same_config
+from gan_search.core.settings import ROLE_KEY, settings_of
 from gan_search.search.tuning import objectives
 
 
@@ -22,10 +22,6 @@ def outcome(config: SearchConfig, path: str, grid: Any, started: float) -> Searc
     """The search's trials as rows: statuses, the baseline marked, the Pareto front."""
     keys, _ = objectives(config)
     rows = trial_rows(grid, config, saved_trial_states(path))
-    point = config.baseline_point()
-    baseline = next((r for r in rows if point and same_config(r.params, point)), None)
-    if baseline is not None:  # the first trial (Optuna evaluates the enqueued point first)
-        baseline.baseline = True
     if len(keys) > 1:
         pareto_front(rows, keys)
     done = sum(r.status in ENDED for r in rows)
@@ -54,7 +50,7 @@ def trial_rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[
     for result in grid:
         metrics = dict(result.metrics or {})
         error = result.error
-        params = {k: v for k, v in (result.config or {}).items()}
+        params = settings_of(result.config or {})
         best = None
         if result.best_checkpoints:
             best = checkpoint_uri(min(of_current_weights(result.best_checkpoints, metrics),
@@ -70,5 +66,6 @@ def trial_rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[
             trial_id=trial_id, status=status, params=params,
             metrics={k: v for k, v in metrics.items() if k not in ("config",)},
             path=result.path, checkpoint=best,
+            baseline=(result.config or {}).get(ROLE_KEY) == Role.BASELINE,
             error=" ".join(str(error).split())[:300] if error else metrics.get("message")))
     return rows

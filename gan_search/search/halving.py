@@ -64,9 +64,8 @@ def _score(result: dict | None, metric: str) -> float:
 class PlanHyperBand(BaselineAware, HyperBandScheduler):
     """HyperBand with one bracket: the plan's successive halving (module docstring)."""
 
-    def __init__(self, plan: Plan, baseline: dict[str, Any] | None, metric: str,
-                 mode: str) -> None:
-        super().__init__(baseline=baseline, time_attr="step", metric=metric, mode=mode,
+    def __init__(self, plan: Plan, metric: str, mode: str) -> None:
+        super().__init__(time_attr="step", metric=metric, mode=mode,
                          max_t=plan.rungs[-1], reduction_factor=2)
         self.plan = plan
 

@@ -20,8 +20,8 @@ from typing import Any
 from ray.tune import Callback
 
 from gan_search.core.config import SearchConfig
-from gan_search.core.settings import same_config
-from gan_search.core.vocabulary import Role, Status
+from gan_search.core.settings import ROLE_KEY, same_config, settings_of
+from gan_search.core.vocabulary import Status
 from gan_search.search import study as stored
 
 
@@ -39,12 +39,10 @@ class PopulationStudy(Callback):
             self.url, self.name, optuna.samplers.RandomSampler(seed=config.seed), ["minimize"],
             {**about, "sampler": "QMCSampler (the starting population; PBT after it)",
              "population": len(members)}, ["fid_lite"])
-        baseline = config.baseline_point()
-        self.members: list[tuple[int, dict[str, Any]]] = []  # (study trial, starting settings)
+        self.members: list[tuple[int, dict[str, Any]]] = []  # (study trial, its Tune config)
         for member in members:
-            role = Role.BASELINE if baseline and same_config(member, baseline) and \
-                not self.members else Role.MEMBER
-            self._study.enqueue_trial(member, user_attrs={stored.ROLE_ATTR: role.value})
+            self._study.enqueue_trial(settings_of(member),
+                                      user_attrs={stored.ROLE_ATTR: member[ROLE_KEY]})
             self.members.append((self._study.ask(distributions).number, member))
         self.numbers: dict[str, int] = {}  # Tune trial id -> study trial number
 

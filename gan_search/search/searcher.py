@@ -3,7 +3,8 @@ really happened to each trial, through Optuna's public API only.
 
 ``StudySearch`` is a Ray Tune ``Searcher`` that asks the study for each trial's
 configuration (``study.ask`` over the space's distributions; the baseline enqueued first,
-so it is trial 0) and tells it how the trial ended:
+so it is trial 0; each configuration goes to Tune with the study trial's role, so the
+baseline is known by its trial from then on) and tells it how the trial ended:
 
 - a trial the scheduler stopped early (ASHA; its last result says it was still
   ``running``) is ``PRUNED``, with the values it reported at each step. Ray's own
@@ -39,6 +40,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils.util import unflatten_dict
 
+from gan_search.core.settings import with_role
 from gan_search.core.vocabulary import Role, Status
 from gan_search.search import study as stored
 
@@ -92,7 +94,7 @@ class StudySearch(Searcher):
         trial.set_user_attr(stored.TUNE_TRIAL_ATTR, trial_id)
         self.numbers[trial_id] = trial.number
         self._handles[trial_id] = trial
-        return unflatten_dict(trial.params)
+        return with_role(unflatten_dict(trial.params), Role(trial.user_attrs[ROLE]))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self.numbers and trial_id not in self.ended:

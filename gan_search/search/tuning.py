@@ -30,9 +30,9 @@ from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, PopulationBasedTr
                                  TrialScheduler)
 
 from gan_search.core.config import TRAINING_SETTINGS, SearchConfig
-from gan_search.core.settings import CONFIRM_KEY, same_config
+from gan_search.core.settings import CONFIRM_KEY, ROLE_KEY, TrialSettings, with_role
 from gan_search.core.space import Param
-from gan_search.core.vocabulary import Sampler, Scheduler, Status, Strategy
+from gan_search.core.vocabulary import Role, Sampler, Scheduler, Status, Strategy
 from gan_search.search import study
 
 CONFIRM_DIR = "confirm"  # the confirmation's Tune experiment, inside the search's folder
@@ -78,25 +78,18 @@ def build_sampler(config: SearchConfig) -> Any:
 
 
 class BaselineAware:
-    """A scheduler that knows the baseline's trial: the first one with the baseline's
-    settings (by trial id afterwards: a PBT member that copies it may come to equal them)."""
+    """A scheduler that knows the baseline's trial by its id: the trial made with the
+    baseline's role (settings.ROLE_KEY)."""
 
-    def __init__(self, baseline: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.baseline = baseline
-        self.baseline_id: str | None = None
+    baseline_id: str | None = None
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        super().on_trial_add(tune_controller, trial)
-        if self.baseline_id is None and self.baseline is not None and \
-                same_config(dict(trial.config), self.baseline):
+        if self.baseline_id is None and TrialSettings.of(trial.config).role == Role.BASELINE:
             self.baseline_id = trial.trial_id
+        super().on_trial_add(tune_controller, trial)
 
     def is_baseline(self, trial: Any) -> bool:
-        known = getattr(self, "baseline_id", None)  # None in a scheduler saved before it
-        if known is None:
-            return self.baseline is not None and same_config(dict(trial.config), self.baseline)
-        return trial.trial_id == known
+        return trial.trial_id == self.baseline_id
 
 
 class BaselineASHA(BaselineAware, ASHAScheduler):
@@ -119,10 +112,10 @@ def build_scheduler(config: SearchConfig) -> Any:
     if config.plan is not None and config.plan.halving:
         from gan_search.search.halving import PlanHyperBand
 
-        return PlanHyperBand(config.plan, config.baseline_point(), metric="score", mode="min")
+        return PlanHyperBand(config.plan, metric="score", mode="min")
     evals = math.ceil(config.iters / config.eval_every)
     if config.strategy.scheduler == Scheduler.ASHA and evals > 1:
-        return BaselineASHA(baseline=config.baseline_point(), time_attr="training_iteration",
+        return BaselineASHA(time_attr="training_iteration",
                             metric="score", mode="min", max_t=evals,
                             grace_period=min(spec.scheduler.grace_period, evals),
                             reduction_factor=spec.scheduler.reduction_factor)
@@ -221,6 +214,12 @@ class BaselinePBT(BaselineAware, PopulationBasedTraining):
         spare = [t for t in ranked if t not in lower and t not in upper and not self.is_baseline(t)]
         return [t for t in lower if not self.is_baseline(t)] + spare[:1], upper
 
+    def _get_new_config(self, trial: Any, trial_to_clone: Any) -> tuple[dict, dict]:
+        """Ray's explored copy of the other member's config, with this member's own role:
+        a member that copies the baseline does not become it."""
+        new_config, operations = super()._get_new_config(trial, trial_to_clone)
+        return {**new_config, ROLE_KEY: trial.config[ROLE_KEY]}, operations
+
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
         """Ray's exploit, then the copied checkpoint copied again into the member's own
         folder: the member that was copied deletes its older checkpoints as better ones
@@ -279,8 +278,9 @@ def mutations(params: dict[str, Param]) -> dict[str, Any]:
 
 
 def population(config: SearchConfig) -> list[dict[str, Any]]:
-    """PBT's starting members: the baseline, then configurations Optuna's QMC (scrambled
-    Sobol) sampler spreads over the space, seeded by the search's seed."""
+    """PBT's starting members as Tune configs (settings and role): the baseline, then
+    configurations Optuna's QMC (scrambled Sobol) sampler spreads over the space, seeded by
+    the search's seed."""
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -290,11 +290,12 @@ def population(config: SearchConfig) -> list[dict[str, Any]]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.QMCSampler(seed=config.seed, scramble=True)
     study = optuna.create_study(sampler=sampler)
-    members = [config.baseline_point()] if config.baseline_point() else []
+    baseline = config.baseline_point()
+    members = [with_role(baseline, Role.BASELINE)] if baseline else []
     while len(members) < config.trials:
         trial = study.ask(distributions)
         study.tell(trial, 0.0)  # QMC takes its space from a finished trial
-        members.append(dict(trial.params))
+        members.append(with_role(trial.params, Role.MEMBER))
     return members
 
 
@@ -311,7 +312,7 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
     bounds = {n: (config.searched[n].low, config.searched[n].high) for n, d in changing.items()
               if not isinstance(d, list)}
     scheduler = BaselinePBT(
-        baseline=config.baseline_point(), time_attr="step", metric="fid_lite", mode="min",
+        time_attr="step", metric="fid_lite", mode="min",
         perturbation_interval=every, hyperparam_mutations=changing, quantile_fraction=0.25,
         resample_probability=0.25, custom_explore_fn=ClipToSpace(bounds),
         require_attrs=False)  # a failed member reports no FID-lite: PBT passes it by
@@ -320,9 +321,10 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
     members = population(config)
     recorder = PopulationStudy(config, members, OptunaSearch.convert_search_space(
         tune_space(config.searched)), study_about(config))
+    roles = tune.choice([Role.BASELINE.value, Role.MEMBER.value])  # each member's is preset
     return tune.Tuner(
         trainable,
-        param_space=tune_space(config.searched),
+        param_space={**tune_space(config.searched), ROLE_KEY: roles},
         tune_config=tune.TuneConfig(
             # every member exists from the start and PBT gives them turns (it pauses a
             # member at each decision while others wait): how many train at once is what

@@ -49,8 +49,9 @@ class MlflowTracker(Callback, Restorable):
         base: the settings every trial shares (logged on every child with its own).
         space_file: the space YAML, logged as an artifact of the parent.
         folder: the search's folder (records MLflow did not take are kept there).
-        baseline: the baseline's point of the searched space (its trial is tagged so).
-        population: a PBT search (its trials are members; each copy is in a lineage tag).
+
+    Each trial's run is named and tagged by its role (settings.TrialSettings); a PBT
+    member's copies are in a lineage tag.
     """
 
     # the driver's own parts: a resumed search hands the fresh tracker's to the restored one
@@ -59,10 +60,9 @@ class MlflowTracker(Callback, Restorable):
     def __init__(self, runs_dir: str, tracking_uri: str | None, experiment: str,
                  search_name: str, params: dict[str, Any], base: Mapping[str, Any],
                  space_file: str, folder: str | Path,
-                 baseline: Mapping[str, Any] | None = None, population: bool = False,
                  log: Callable[[str], None] = print) -> None:
         self.search_name = search_name
-        self.ledger = Ledger(folder, search_name, base, baseline, population)
+        self.ledger = Ledger(folder, search_name, base)
         self.recorder = Recorder(runs_dir, tracking_uri, experiment, params, space_file, log)
         self.writer = Writer(self._sync, self._due)
         self.log = log

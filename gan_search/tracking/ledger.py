@@ -57,15 +57,11 @@ class Ledger:
         folder: the search's folder; records MLflow did not take go to ``mlflow_pending/``.
         search: the search's name (a tag of every run).
         base: the settings every trial shares (recorded as each child's parameters).
-        baseline: the space's baseline point (its trial is tagged ``baseline``).
-        population: a PBT search (its other trials are tagged ``member``).
     """
 
-    def __init__(self, folder: str | Path, search: str, base: Mapping[str, Any],
-                 baseline: Mapping[str, Any] | None = None, population: bool = False) -> None:
+    def __init__(self, folder: str | Path, search: str, base: Mapping[str, Any]) -> None:
         self.folder = Path(folder) / "mlflow_pending"
-        self.search, self.base, self.baseline = search, dict(base), baseline
-        self.population = population
+        self.search, self.base = search, dict(base)
         self.records: dict[str, TrialRecord] = {}
         self.nodes: dict[str, str] = {}  # the Ray node each trial last reported from
         self.parent_id: str | None = None
@@ -74,7 +70,7 @@ class Ledger:
     def record(self, trial_id: str, config: Mapping[str, Any]) -> TrialRecord:
         """The entry of a trial (made at its first event), from Tune's config of it."""
         if trial_id not in self.records:
-            trial = TrialSettings.of(config, self.baseline, getattr(self, "population", False))
+            trial = TrialSettings.of(config)  # its role: tagged baseline, member, confirm...
             tags = {TRIAL_TAG: trial_id, SEARCH_TAG: self.search,
                     STATUS_TAG: Status.RUNNING, ROLE_TAG: trial.role}
             if trial.role == Role.CONFIRM:

@@ -243,3 +243,31 @@ def test_a_members_best_checkpoint_is_among_those_of_the_weights_it_ended_with(t
                              path=str(tmp_path / "trial_x_00001"))
     assert trial_rows([result], None, {})[0].checkpoint.endswith("after")
     assert of_current_weights(kept, {}) == kept[:1]  # one that never copied: its own
+
+
+def test_a_member_that_copies_the_baseline_stays_a_member_and_the_baseline_is_its_own_trial(
+        tmp_path):
+    """The baseline is known by the trial made with its role: a member that copies the
+    baseline's settings (PBT's exploit) keeps its own role, and of two trials that end with
+    the same settings only the baseline's row is the baseline."""
+    from types import SimpleNamespace
+
+    from gan_search.core.settings import with_role
+    from gan_search.core.vocabulary import Role
+    from gan_search.search.collect import trial_rows
+    from gan_search.search.tuning import BaselinePBT
+
+    pbt = BaselinePBT(time_attr="step", metric="fid_lite", mode="min", perturbation_interval=20,
+                      hyperparam_mutations={"lr_g": [1e-4, 2e-4, 4e-4]})
+    baseline = SimpleNamespace(trial_id="b", config=with_role({"lr_g": 2e-4}, Role.BASELINE))
+    member = SimpleNamespace(trial_id="m", config=with_role({"lr_g": 1e-4}, Role.MEMBER))
+    copied, _ = pbt._get_new_config(member, baseline)
+    assert copied["role"] == "member" and copied["lr_g"] in (1e-4, 2e-4, 4e-4)
+
+    def result(name, config):
+        return SimpleNamespace(metrics={"status": "finished", "score": 1.0}, error=None,
+                               config=config, best_checkpoints=[], path=str(tmp_path / name))
+    rows = trial_rows([result("trial_m", {**copied, "lr_g": 2e-4}),
+                       result("trial_b", baseline.config)], None, {})
+    assert [(r.trial_id, r.baseline, r.params) for r in rows] == [
+        ("m", False, {"lr_g": 2e-4}), ("b", True, {"lr_g": 2e-4})]

@@ -94,8 +94,9 @@ def test_the_gp_sampler_models_the_trials_that_trained_to_the_end(url):
 
 def test_a_trial_with_an_error_fails_and_the_baseline_comes_first(url):
     search = searcher(url, "score", "min", baseline={"lr_g": 2e-4})
-    assert search.suggest("base") == {"lr_g": 2e-4}
-    search.suggest("broken")
+    # Tune is told each trial's role with its settings: the baseline is known by its trial
+    assert search.suggest("base") == {"lr_g": 2e-4, "role": "baseline"}
+    assert search.suggest("broken")["role"] == "search"
     search.on_trial_complete("broken", None, error=True)
     run(search, "failed", [1e9], "failed")  # its own error: reported with the worst score
     base, broken, failed = stored(url)

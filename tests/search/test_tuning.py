@@ -6,7 +6,9 @@ from types import SimpleNamespace
 from ray.tune.schedulers import TrialScheduler
 
 from gan_search.core.config import search_config
+from gan_search.core.settings import with_role
 from gan_search.core.space import parse_space
+from gan_search.core.vocabulary import Role
 from gan_search.search.tuning import BaselineASHA, build_scheduler
 from helpers import tiny_space
 
@@ -28,12 +30,14 @@ def feed(scheduler, trials_and_scores):
 def test_asha_stops_a_worse_trial_at_its_rung_but_never_the_baseline():
     config = search_config(parse_space(SPACE, "asha.yaml"), name="x")
     scheduler = build_scheduler(config)
-    assert isinstance(scheduler, BaselineASHA) and scheduler.baseline == {"lr_g": 2.0e-4}
-    good = SimpleNamespace(trial_id="good", config={"lr_g": 1e-3})
-    worse = SimpleNamespace(trial_id="worse", config={"lr_g": 5e-3})
-    baseline = SimpleNamespace(trial_id="base", config={"lr_g": 2.0e-4})
-    worst = SimpleNamespace(trial_id="worst", config={"lr_g": 9e-3})
-    actions = feed(scheduler, [(good, 1.0), (worse, 5.0), (baseline, 9.0), (worst, 9.5)])
+    assert isinstance(scheduler, BaselineASHA)
+    good = SimpleNamespace(trial_id="good", config=with_role({"lr_g": 1e-3}, Role.SEARCH))
+    worse = SimpleNamespace(trial_id="worse", config=with_role({"lr_g": 5e-3}, Role.SEARCH))
+    baseline = SimpleNamespace(trial_id="base", config=with_role({"lr_g": 2e-4}, Role.BASELINE))
+    # the sampler may propose the baseline's settings again: that trial is not the baseline
+    again = SimpleNamespace(trial_id="again", config=with_role({"lr_g": 2e-4}, Role.SEARCH))
+    actions = feed(scheduler, [(good, 1.0), (worse, 5.0), (baseline, 9.0), (again, 9.5)])
     # the worse trials are cut at the first rung; the baseline, worse still, goes on
     assert actions == [TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.CONTINUE,
                        TrialScheduler.STOP]
+    assert scheduler.baseline_id == "base"
