@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from efficiency import variant_space  # noqa: E402
 from score_noise import IndependentCheck, load_generator  # noqa: E402
+from report_md import cpu_model  # noqa: E402
 
 # size, eval_every, budget.trials (the first rung's breadth + the baseline), N, the budget
 VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800),
@@ -206,7 +207,7 @@ def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
                         if arm == "baseline-whole" else \
                         search_arm(spec, folder, seed, budget, arm, evaluator, check)
                     record = {"variant": variant, "seed": seed, "arm": arm, "budget": budget,
-                              **result}
+                              **result, "cpu": cpu_model()}
                     with log.open("a") as out:
                         out.write(json.dumps(record) + "\n")
                     print(json.dumps(record), flush=True)
