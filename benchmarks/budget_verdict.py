@@ -216,7 +216,7 @@ def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
 def beats(mine: dict, theirs: dict, key: str) -> str:
     """``win``/``loss`` when the two differ by more than TIE_SIGMAS standard errors of the
     difference (each score's noise over generated sets), else ``tie``."""
-    from gan_search.search.noise import tied
+    from gan_search.hpo.outcome.noise import tied
 
     if tied(mine[key], mine[f"{key}_std"], theirs[key], theirs[f"{key}_std"]):
         return "tie"

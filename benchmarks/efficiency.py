@@ -147,7 +147,7 @@ def best_within(seen: list, budget: int) -> tuple[str | None, float]:
 def searcher_as_it_was() -> Iterator[None]:
     """TPE + ASHA before issue 22: a trial ASHA stopped told to Optuna as COMPLETE with the
     score it was stopped at (what Ray's own OptunaSearch does)."""
-    from gan_search.search import searcher
+    from gan_search.hpo.strategies import searcher
 
     repaired = searcher.StudySearch
 
@@ -169,7 +169,7 @@ def startup_trials(count: int) -> Iterator[None]:
     """The sampler with ``count`` random start-up trials instead of the product's rule."""
     import optuna
 
-    from gan_search.search import tuning
+    from gan_search.hpo import tuning
 
     product = tuning.build_sampler
 
@@ -228,7 +228,7 @@ def variant_space(name: str, folder: Path, size: int, iters: int, every: int, tr
 
 def pick(outcome: Any, trial_id: str | None) -> dict[str, Any] | None:
     """What a strategy delivers: its best trial's settings, and its schedule (PBT)."""
-    from gan_search.search.confirm import changed_schedule
+    from gan_search.hpo.outcome.confirm import changed_schedule
 
     row = next((r for r in outcome.rows if r.trial_id == trial_id), None)
     if row is None:

@@ -1,16 +1,87 @@
 """The application: a search recorded in MLflow, as ``gan-search run`` does it, callable from
 Python (tests, benchmarks, notebooks). The one place, below the CLI, where the search and the
-tracking layers meet: the search runs (``search/run.py``), the tracker records it
+tracking layers meet: the search runs (``hpo/run.py``), the tracker records it
 (``tracking/``), and neither imports the other's layer upwards.
+
+``configure`` checks a search's input before anything heavy loads (nothing here imports
+ray, optuna, mlflow or torch at import time); ``run_search`` runs it; ``report`` is what
+the CLI prints of its outcome and ``exit_status`` what it exits with.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from gan_search.core.config import SearchConfig
+from gan_search.core.errors import ConfigError
 from gan_search.core.results import SearchOutcome
+from gan_search.core.space import SearchSpec
+
+
+def configure(space: str | SearchSpec, *, name: str | None = None, resume: bool = False,
+              runs_dir: str = "gan_search_runs", storage: str | None = None,
+              optuna_storage: str | None = None, address: str | None = None,
+              **options: Any) -> SearchConfig:
+    """A search's settings, each input checked (one ConfigError naming it): the storage,
+    the Optuna storage URL, the space (a shipped name or a YAML path) and the options of
+    ``core.config.search_config`` together, the name (by default ``<space>-<time>``; with
+    ``resume`` and no name, the newest search of the space), a cluster's address."""
+    from gan_search.core.config import search_config
+    from gan_search.core.space import load_space
+    from gan_search.hpo.driver.names import check_name, check_storage
+    from gan_search.hpo.driver.paths import latest_search, storage_root
+    from gan_search.hpo.strategies.study import check_url
+
+    check_storage(storage)
+    check_url(optuna_storage)
+    spec = load_space(space) if isinstance(space, str) else space
+    name = check_name(name) if name is not None else None
+    if resume and name is None:
+        name = latest_search(runs_dir, spec.name, storage)
+        if name is None:
+            raise ConfigError(f"--resume: no earlier search of space {spec.name!r} in "
+                              f"{storage_root(runs_dir, storage)}; run without --resume to "
+                              "start one")
+    config = search_config(spec, runs_dir=runs_dir, name=name or
+                           f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}", storage=storage,
+                           optuna_storage=optuna_storage, address=address, **options)
+    if config.address:  # the head found and our token accepted, before ray loads
+        from gan_search.hpo.driver.cluster import join_address
+
+        join_address(config.address)
+    return config
+
+
+def search(space: str | SearchSpec, *, resume: bool = False, tracking_uri: str | None = None,
+           track: bool = True, log: Callable[[str], None] = print,
+           **options: Any) -> SearchOutcome:
+    """A whole search from Python, as ``gan-search run`` does it (``from gan_search import
+    search``): ``space`` a shipped name or a YAML path (or a loaded space); ``options``
+    those of ``configure`` (``name``, ``runs_dir``, ``storage``, ``address``, ...) and of
+    the search (``trials``, ``iters``, ``budget``, ``strategy``, ``seed``, ``confirm``,
+    ``sets={"batch_size": 32}``, ...). Returns the outcome: ``best``, ``confirmation``,
+    ``delivered`` (the folder of the delivered generator), ``rows``."""
+    config = configure(space, resume=resume, **options)
+    return run_search(config, resume=resume, tracking_uri=tracking_uri, track=track, log=log)
+
+
+def report(outcome: SearchOutcome, config: SearchConfig) -> list[str]:
+    """What a finished (or interrupted) search says: the plan's spend, the leaderboard, the
+    best against the baseline, the confirmation, what mattered, where the files are."""
+    from gan_search.hpo.driver.paths import LEADERBOARD_FILE, search_folder
+    from gan_search.hpo.outcome.report import outcome_lines
+
+    return outcome_lines(outcome, config, search_folder(config) / LEADERBOARD_FILE)
+
+
+def exit_status(outcome: SearchOutcome) -> tuple[int, str | None]:
+    """The exit code a script can trust (0 with a winner; 1 when no trial ended usable) and
+    the line that says why, if any."""
+    from gan_search.hpo.outcome.report import exit_status as status
+
+    return status(outcome)
 
 
 def run_search(config: SearchConfig, resume: bool = False, callbacks: list | None = None,
@@ -20,7 +91,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     MLflow (``track``: the embedded store of ``config.runs_dir``, or ``tracking_uri``) and
     return the outcome. A tracking server that cannot be reached fails before any trial."""
     from gan_search import tracking
-    from gan_search.search import run
+    from gan_search.hpo import run
 
     if track:
         tracking.check_store(config.runs_dir, tracking_uri)

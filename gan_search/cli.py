@@ -135,39 +135,17 @@ def train_device(device: str, cuda: bool) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run (or resume) a hyperparameter search over a space."""
-    from gan_search.core.config import search_config
-    from gan_search.search.names import check_name, check_storage, latest_search, storage_root
-    from gan_search.core.space import load_space
+    from gan_search import app
 
     check_runs_dir(args.runs_dir)
-    check_storage(args.storage)
-    from gan_search.search.study import check_url
-
-    check_url(args.optuna_storage)
-
-    spec = load_space(args.space)
-    name = check_name(args.name) if args.name is not None else None
-    if args.resume and name is None:
-        name = latest_search(args.runs_dir, spec.name, args.storage)
-        if name is None:
-            raise ConfigError(f"--resume: no earlier search of space {spec.name!r} in "
-                              f"{storage_root(args.runs_dir, args.storage)}; run without "
-                              "--resume to start one")
-    config = search_config(spec, trials=args.trials, iters=args.iters,
-                           concurrency=args.concurrency, sets=parse_sets(args.set),
-                           runs_dir=args.runs_dir, name=name or new_search_name(spec.name),
-                           seed=args.seed, address=args.address, data_dir=args.data,
-                           storage=args.storage, strategy=args.strategy,
-                           device=args.device, confirm=args.confirm,
-                           confirm_seeds=args.confirm_seeds, optuna_storage=args.optuna_storage,
-                           budget=args.budget)
-    if config.address:  # the head found and our token accepted, before ray loads
-        from gan_search.search.cluster import join_address
-
-        join_address(config.address)
-    from gan_search import app  # imports ray: after every argument was checked
-    from gan_search.search.summary import summary_dir
-
+    config = app.configure(args.space, name=args.name, resume=args.resume,
+                           runs_dir=args.runs_dir, storage=args.storage,
+                           optuna_storage=args.optuna_storage, address=args.address,
+                           trials=args.trials, iters=args.iters, concurrency=args.concurrency,
+                           sets=parse_sets(args.set), seed=args.seed, data_dir=args.data,
+                           strategy=args.strategy, device=args.device, confirm=args.confirm,
+                           confirm_seeds=args.confirm_seeds, budget=args.budget)
+    spec = config.spec
     each = "up to " * bool(config.plan and config.plan.halving)
     print(f"{'resuming' if args.resume else 'starting'} search {config.name}: {config.trials} "
           f"trials of space {spec.name} ({config.data_source}, {config.image_size}px), {each}"
@@ -175,9 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{config.concurrency} at a time, strategy {config.strategy}", flush=True)
     outcome = app.run_search(config, resume=args.resume, tracking_uri=args.tracking_uri,
                              log=lambda line: print(line, flush=True), live=sys.stdout.isatty())
-    from gan_search.search.report import exit_status, outcome_lines
-
-    print("\n".join(outcome_lines(outcome, config, summary_dir(config) / "leaderboard.json")))
+    print("\n".join(app.report(outcome, config)))
     share = outcome.logging_seconds / outcome.seconds if outcome.seconds else 0
     where = args.tracking_uri or f"gan-search ui --runs-dir {args.runs_dir} --search {outcome.name}"
     print(f"MLflow: parent run {outcome.parent_run_id} ({outcome.logging_seconds:.1f} s of "
@@ -190,14 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"--runs-dir {args.runs_dir}{storage} --resume --name {outcome.name}",
               file=sys.stderr)
         return 130
-    code, line = exit_status(outcome)
+    code, line = app.exit_status(outcome)
     if line:
         print(line, file=sys.stderr)
     return code
-
-
-def new_search_name(space: str) -> str:
-    return f"{space}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -241,11 +213,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from gan_search.tracking import ui
 
     if args.search is not None:
-        from gan_search.search.names import check_name
+        from gan_search.hpo.driver.names import check_name
 
         check_name(args.search)
     if args.optuna:
-        from gan_search.search import dashboard, study
+        from gan_search.hpo import dashboard
+        from gan_search.hpo.strategies import study
 
         study.check_url(args.optuna_storage)
         return dashboard.serve(study.storage_url(args.runs_dir, args.optuna_storage), args.host,

@@ -39,15 +39,13 @@ TRACKED = tiny_space(
 
 @pytest.fixture(scope="session")
 def tracked(tmp_path_factory):
-    """One real search recorded in the embedded MLflow store: (runs dir, outcome, client,
-    parent runs, child runs)."""
-    from gan_search.app import run_search
-    from gan_search.core.config import search_config
+    """One real search recorded in the embedded MLflow store, run through the Python API a
+    notebook uses: (runs dir, outcome, client, parent runs, child runs)."""
+    from gan_search import load_space, search
 
     runs = tmp_path_factory.mktemp("runs")
-    spec = write_space(TRACKED, runs, "tracked")
-    config = search_config(spec, runs_dir=str(runs), name="tracked-search", confirm=2,
-                           confirm_seeds=1)
-    outcome = run_search(config, log=lambda line: None)
+    write_space(TRACKED, runs, "tracked")
+    outcome = search(load_space(str(runs / "tracked.yaml")), runs_dir=str(runs),
+                     name="tracked-search", confirm=2, confirm_seeds=1, log=lambda line: None)
     client, parents, children = search_runs(str(runs), "tracked-search")
     return runs, outcome, client, parents, children

@@ -69,7 +69,7 @@ def test_a_search_where_no_trial_ended_usable_exits_1_with_one_line(tmp_path):
 
 
 def test_a_search_where_some_trials_failed_warns_with_the_count():
-    from gan_search.search.report import exit_status
+    from gan_search.hpo.outcome.report import exit_status
     from gan_search.core.results import SearchOutcome, TrialRow
 
     rows = [TrialRow("a", "finished", {}, {"score": 1.0}), TrialRow("b", "failed", {}, {}),

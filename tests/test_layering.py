@@ -1,5 +1,5 @@
-"""The layers (README.md, "Layout"), per folder: core <- engine <- search; core <- tracking
-(search and tracking are siblings); both <- app <- cli.
+"""The layers (README.md, "Layout"), per folder: core <- engine <- hpo (the search layer);
+core <- tracking (search and tracking are siblings); both <- app <- cli.
 
 Two checks: every import statement in the package's source (lazy ones inside functions
 included) obeys its folder's rule; and importing a light module loads nothing heavy (the
@@ -17,13 +17,13 @@ GLUE = ("ray", "optuna", "mlflow")
 # folder -> what it must never import (packages or gan_search layers): search and tracking
 # are siblings over core, which holds the vocabulary both speak (results, settings, resume)
 RULES = {
-    "core": ("torch", "torchvision", *GLUE, "gan_search.engine", "gan_search.search",
+    "core": ("torch", "torchvision", *GLUE, "gan_search.engine", "gan_search.hpo",
              "gan_search.tracking", "gan_search.app", "gan_search.cli"),
-    "engine": (*GLUE, "gan_search.search", "gan_search.tracking", "gan_search.app",
+    "engine": (*GLUE, "gan_search.hpo", "gan_search.tracking", "gan_search.app",
                "gan_search.cli"),
-    "search": ("mlflow", "gan_search.tracking", "gan_search.app", "gan_search.cli"),
+    "hpo": ("mlflow", "gan_search.tracking", "gan_search.app", "gan_search.cli"),
     "tracking": ("optuna", "torchvision", "gan_search.app", "gan_search.cli", "gan_search.engine",
-                 "gan_search.search"),
+                 "gan_search.hpo"),
 }
 TRACKING_RAY = ("ray.tune",)  # the Callback base class and Checkpoint: nothing deeper
 
@@ -69,8 +69,30 @@ def test_no_import_runs_against_the_layers(layer):
 def test_the_rule_check_sees_a_wrong_import(tmp_path):
     """The AST check itself: a lazy import inside a function counts."""
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    import ray.tune\n    from gan_search.search import run\n")
-    assert imports(module) == {"ray.tune", "gan_search.search"}
+    module.write_text("def f():\n    import ray.tune\n    from gan_search.hpo import run\n")
+    assert imports(module) == {"ray.tune", "gan_search.hpo"}
+
+
+# inside search: a room -> what it must never import (the run, the trainable and the
+# dashboard sit on top of the three rooms; what a search found is told by outcome/ alone)
+ROOMS = {
+    "strategies": ("gan_search.hpo.outcome", "gan_search.hpo.run",
+                   "gan_search.hpo.trainable", "gan_search.hpo.dashboard"),
+    "driver": ("gan_search.hpo.outcome", "gan_search.hpo.run",
+               "gan_search.hpo.trainable", "gan_search.hpo.dashboard"),
+    "outcome": ("gan_search.hpo.run", "gan_search.hpo.trainable",
+                "gan_search.hpo.dashboard"),
+}
+
+
+def test_search_is_in_rooms_and_no_import_runs_against_them():
+    assert sorted(p.name for p in (PACKAGE / "hpo").glob("*.py")) == [
+        "__init__.py", "dashboard.py", "run.py", "trainable.py"]
+    wrong = [f"{path.relative_to(PACKAGE)} imports {name}"
+             for room, forbidden in ROOMS.items()
+             for path in sorted((PACKAGE / "hpo" / room).rglob("*.py"))
+             for name in imports(path) if any(under(name, f) for f in forbidden)]
+    assert wrong == []
 
 
 def test_only_tracking_imports_mlflow():
@@ -86,13 +108,15 @@ LIGHT = {
     "gan_search.engine.trainer": (*GLUE, "torchvision"),  # torchvision costs each trial a second
     "gan_search.engine.metrics": (*GLUE, "sklearn"),
     # what the CLI checks input with, before anything heavy loads
-    "gan_search.search.placement, gan_search.search.names, gan_search.search.cluster, "
-    "gan_search.search.confirm, gan_search.core.settings, gan_search.core.results, "
-    "gan_search.search.study, gan_search.search.dashboard":
+    "gan_search.hpo.driver.placement, gan_search.hpo.driver.names, "
+    "gan_search.hpo.driver.paths, gan_search.hpo.driver.cluster, "
+    "gan_search.hpo.outcome.confirm, gan_search.core.settings, gan_search.core.results, "
+    "gan_search.hpo.strategies.study, gan_search.hpo.dashboard":
         ("torch", *GLUE),
     "gan_search.cli": ("torch", *GLUE),
-    "gan_search.search.tuning, gan_search.search.analysis": ("mlflow", "torch.nn"),
-    "gan_search.search.trainable, gan_search.search.progress": ("optuna", "mlflow"),
+    "gan_search.hpo.strategies.tuners, gan_search.hpo.outcome.analysis":
+        ("mlflow", "torch.nn"),
+    "gan_search.hpo.trainable, gan_search.hpo.driver.progress": ("optuna", "mlflow"),
 }
 
 

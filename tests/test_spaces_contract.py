@@ -13,7 +13,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from gan_search.core.config import search_config
 from gan_search.engine.data import SOURCES, load_dataset
-from gan_search.search.tuning import tune_space
+from gan_search.hpo.strategies.tuning import tune_space
 from gan_search.core.space import list_spaces, load_space
 from gan_search.engine.trainer import GANTrainer
 

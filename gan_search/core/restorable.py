@@ -1,5 +1,5 @@
 """Resume: how the callbacks Tune restores get the driver's live parts back (the
-vocabulary: ``Restorable`` and the window; ``search/restore.py`` restores a Tuner with it).
+vocabulary: ``Restorable`` and the window; ``hpo/driver/restore.py`` restores a Tuner with it).
 
 ``Tuner.restore`` unpickles the callbacks the search was started with (Ray saves them with
 the experiment; there is no way to hand it new ones). Those copies carry what must survive

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from gan_search.core.vocabulary import TRAINED, Status
 
@@ -73,7 +73,7 @@ class SearchOutcome:
     rows: list[TrialRow]
     interrupted: bool
     seconds: float
-    objectives: list[str] = field(default_factory=list)
+    score_keys: list[str] = field(default_factory=list)  # score_keys(the space's objectives)
     study: Any = None  # the search's stored Optuna study (study.py), read back after it
     logging_seconds: float = 0.0  # time spent writing MLflow records
     fit_seconds: float = 0.0  # the search's Tune fit alone (no start-up, confirmation, plots)
@@ -141,3 +141,9 @@ def pareto_front(rows: list[TrialRow], keys: list[str]) -> None:
             any(o < m for o, m in zip([other.metrics[k] for k in keys], mine))
             for other in scored if other is not row)
 
+
+def score_keys(objectives: Sequence[str]) -> list[str]:
+    """The result keys a search minimises for its objectives (the space's names):
+    ``score`` (the first objective's best so far, which ASHA also ranks by), then
+    ``score_<name>`` for a second objective."""
+    return ["score", *[f"score_{name}" for name in objectives[1:]]]

@@ -6,7 +6,7 @@ the search is run (objectives, budget, scheduler, resources, concurrency).
 
 This module is a leaf of the package (standard library, yaml and core/vocabulary.py). Whether a
 parameter name is a real trial setting is checked in ``config.py``; translating
-the space to Ray Tune / Optuna lives in ``search/tuning.py``.
+the space to Ray Tune / Optuna lives in ``hpo/strategies/``.
 
 Bounds of every kind are inclusive, as written in the file.
 """

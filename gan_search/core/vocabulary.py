@@ -60,7 +60,7 @@ class Role(StrEnum):
 
 
 class Device(StrEnum):
-    """``--device`` of ``run`` (see search/placement.py)."""
+    """``--device`` of ``run`` (see hpo/driver/placement.py)."""
 
     AUTO = "auto"
     CPU = "cpu"

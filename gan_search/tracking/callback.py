@@ -225,7 +225,7 @@ def parent_summary(outcome: SearchOutcome,
         tags.update({"gan_search.confirmed_trial_id": win.trial_id,
                      "gan_search.confirmed_mean": f"{win.mean:.6g}",
                      "gan_search.confirmed_std": f"{win.spread:.6g}"})
-    if len(outcome.objectives) > 1:
+    if len(outcome.score_keys) > 1:
         front = [runs[r.trial_id] for r in outcome.rows if r.pareto and r.trial_id in runs]
         tags["gan_search.pareto_run_ids"] = ",".join(front)[:4000]
     metrics = {f"importance.{name}": share for name, share in outcome.importances}
