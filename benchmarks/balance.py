@@ -88,8 +88,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_folder(Path(tmp) / "photos", args.images, base.image_size)
         splits = load_splits("folder", base.image_size, 3, {"path": str(folder)}, args.images // 4)
-        evaluator = Evaluator(splits.reference, n=len(splits.reference.images),
-                              train=splits.train)
+        evaluator = Evaluator.for_splits(splits, len(splits.reference.images))
         runs: dict[str, list] = {"off": [], "on": []}
         for seed in range(FRESH_SEEDS, FRESH_SEEDS + args.seeds):
             for side, balance in (("off", False), ("on", True)):

@@ -62,8 +62,7 @@ def scorers(spec):
     n = spec.budget.eval_samples
     splits = load_splits(spec.data.source, spec.data.size, spec.data.channels,
                          dict(spec.data.options), n)
-    evaluator = Evaluator(splits.reference, n=min(n, len(splits.reference.images)),
-                          train=splits.train)
+    evaluator = Evaluator.for_splits(splits, n)
     if splits.reference.labels is None:
         check = IndependentCheck(labelled_crops(PHOTOS, spec.data.size, seed=1),
                                  labelled_crops(n, spec.data.size, seed=2))

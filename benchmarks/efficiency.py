@@ -254,8 +254,7 @@ def retrain(job: tuple) -> float:
     spec = parse_space(json.loads(Path(space_file).read_text()), space_file)
     n = spec.budget.eval_samples
     splits = load_splits("digits", spec.data.size, 1, {}, n)
-    evaluator = Evaluator(splits.reference, n=min(n, len(splits.reference.images)),
-                          train=splits.train)
+    evaluator = Evaluator.for_splits(splits, n)
     plan = TrialSettings(params, schedule=tuple(schedule))
     config = config_from_space(spec, {**params, **plan.values_at(0), "iters": iters,
                                       "eval_every": every, "seed": seed})

@@ -55,16 +55,10 @@ def best_checkpoints(runs_dir: Path) -> dict[str, Path]:
 
 
 def load_generator(path: Path):
-    from gan_search.core.config import TrainConfig
-    from gan_search.engine.models import Generator
+    from gan_search.engine.models import load_generator as load
     from gan_search.engine.trainer import draw_noise, to_uint8
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = TrainConfig.from_dict(state["config"])
-    gen = Generator(config.image_size, config.channels, config.z_dim, config.g_width,
-                    config.kernel_size, config.batch_norm)
-    gen.load_state_dict(state["gen"])
-    gen.train(config.sample_bn_mode == "train")
+    gen, config, _ = load(path)
 
     def sample(n: int, seed: int) -> torch.Tensor:
         z = draw_noise(n, config, torch.Generator().manual_seed(seed), "cpu")
@@ -142,9 +136,8 @@ def measure(runs: list[Path], space: str, sets: int = SETS, folder: Path | None 
     source, options = ("folder", {"path": str(folder)}) if folder else (data.source, data.options)
     splits = load_splits(source, data.size, data.channels, dict(options or {}),
                          spec.budget.eval_samples)
-    n = min(spec.budget.eval_samples, len(splits.reference.images))
-    evaluator = Evaluator(splits.reference, n=n, dataset_key=splits.reference_key,
-                          train=splits.train, train_key=splits.train_key)
+    evaluator = Evaluator.for_splits(splits, spec.budget.eval_samples)
+    n = evaluator.n
     # the independent check needs labels: unlabelled data gets the noise table alone
     check = IndependentCheck(splits.train, splits.reference) \
         if splits.reference.labels is not None else None

@@ -68,6 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec, config, source, options = _prepare(args.space, args.set, args.iters, args.data)
     import torch
 
+    from gan_search.core.config import check_batch_fits
     from gan_search.engine.data import load_splits
     from gan_search.engine.trainer import GANTrainer
 
@@ -76,9 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     splits = load_splits(source, config.image_size, config.channels, options,
                          spec.budget.eval_samples)
     data = splits.train
-    if len(data.images) < config.batch_size:
-        raise ConfigError(f"batch_size={config.batch_size} exceeds the {len(data.images)} training "
-                          f"images of {source}; use --set batch_size=N with a smaller N")
+    check_batch_fits(config.batch_size, len(data.images), source)
     out = Path(args.out or Path("gan_search_runs") / "train" /
                f"{spec.name}-{datetime.now():%Y%m%d-%H%M%S}")
     trainer = GANTrainer(config, data.images, device=device)
@@ -197,9 +196,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n {n}: the held-out reference ({splits.description}) has only "
                           f"{len(splits.reference.images)} images; pass --n "
                           f"{len(splits.reference.images)} or less")
-    evaluator = Evaluator(splits.reference, n=n, dataset_key=splits.reference_key,
-                          extractor=args.extractor, inception_weights=args.inception_weights,
-                          train=splits.train, train_key=splits.train_key)
+    evaluator = Evaluator.for_splits(splits, n, extractor=args.extractor,
+                                     inception_weights=args.inception_weights)
     scores = evaluator.score(images)
     scores.update(space=spec.name, images=str(args.images), reference=splits.description)
     print(json.dumps(scores, indent=2))
@@ -245,23 +243,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     client, run_id = find_run(args.runs_dir, args.tracking_uri, args.run)
     import torch
 
-    from gan_search.core.config import TrainConfig
-    from gan_search.engine.models import Generator
+    from gan_search.engine.models import load_generator
     from gan_search.engine.trainer import draw_noise, save_grid
 
     with tempfile.TemporaryDirectory() as folder:
-        state = torch.load(download_generator(client, run_id, folder), map_location="cpu",
-                           weights_only=True)
-    config = TrainConfig.from_dict(state["config"])
-    gen = Generator(config.image_size, config.channels, config.z_dim, config.g_width,
-                    config.kernel_size, config.batch_norm)
-    gen.load_state_dict(state["gen"])
-    gen.train(config.sample_bn_mode == "train")
+        gen, config, step = load_generator(download_generator(client, run_id, folder))
     z = draw_noise(args.n, config, torch.Generator().manual_seed(args.seed), "cpu")
     with torch.no_grad():
         images = gen(z)
     out = save_grid(images, out, nrow=max(1, int(args.n ** 0.5)))
-    print(f"wrote {args.n} samples of run {run_id} (step {state['step']}) to {out}")
+    print(f"wrote {args.n} samples of run {run_id} (step {step}) to {out}")
     return 0
 
 

@@ -144,7 +144,7 @@ def test_ray_up_exec_attach_down_on_this_machine(cluster_user, tmp_path):
 
         client = MlflowClient("http://127.0.0.1:5000")
         runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id],
-                                  filter_string="tags.`gan_search.hpo` = 'walked'")
+                                  filter_string="tags.`gan_search.search` = 'walked'")
         assert len(runs) == 3  # the parent and its two trials
         # Tune's state went to the shared folder setup-node.sh named
         assert (home / "shared" / "walked" / "leaderboard.json").is_file()

@@ -375,3 +375,11 @@ def _check_population(spec: SearchSpec, strategy: Strategy, trials: int) -> None
         raise ConfigError(f"--strategy pbt: space {spec.name!r} searches none of "
                           f"{', '.join(TRAINING_SETTINGS)}, the settings PBT changes while "
                           "members train; search one of them, or use --strategy tpe-asha")
+
+
+def check_batch_fits(batch_size: int, images: int, source: str = "the data") -> None:
+    """A batch must fit the training images (one rule for ``train``, a search's trials and
+    the trainer itself)."""
+    if batch_size > images:
+        raise ConfigError(f"batch_size={batch_size} exceeds the {images} training images of "
+                          f"{source}; use --set batch_size=N with a smaller N")

@@ -35,6 +35,16 @@ def of_current_weights(scored: list, final: dict[str, Any]) -> list:
     return current or scored
 
 
+def best_checkpoint_of(kept: list, final: dict[str, Any]) -> Any:
+    """A trial's best checkpoint, the one rule for it: of its kept (checkpoint, metrics)
+    pairs with a FID-lite, those of the weights it ended with (``final``: its last result),
+    the lowest FID-lite; None when none was scored."""
+    scored = [(c, m) for c, m in kept if isinstance(m.get("fid_lite"), (int, float))
+              and math.isfinite(m["fid_lite"])]
+    scored = of_current_weights(scored, final)
+    return min(scored, key=lambda pair: pair[1]["fid_lite"])[0] if scored else None
+
+
 def trial_status(metrics: dict[str, Any], error: Any) -> Status:
     """finished / stopped (early, by ASHA) / collapsed / diverged / failed, from a trial's
     last reported metrics (and Tune's error, if it had one)."""

@@ -10,6 +10,8 @@ Shape comments use g = g_width, d = d_width, B = base, S = image_size.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -103,3 +105,16 @@ def build_models(config: TrainConfig) -> tuple[Generator, Discriminator]:
     gen.apply(init_weights)
     disc.apply(init_weights)
     return gen, disc
+
+
+def load_generator(path: str | Path) -> tuple[Generator, TrainConfig, int]:
+    """A generator file (``GANTrainer.save_generator``'s: weights, config, step) as the
+    network ready to sample (on the CPU, its batch norm in the mode ``sample_bn_mode``
+    says), its TrainConfig and the step it was saved at."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    config = TrainConfig.from_dict(state["config"])
+    gen = Generator(config.image_size, config.channels, config.z_dim, config.g_width,
+                    config.kernel_size, config.batch_norm)
+    gen.load_state_dict(state["gen"])
+    gen.train(config.sample_bn_mode == "train")
+    return gen, config, int(state.get("step", 0))

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gan_search.core.config import TRAINING_SETTINGS, TrainConfig
+from gan_search.core.config import TRAINING_SETTINGS, TrainConfig, check_batch_fits
 from gan_search.core.files import write_atomic
 from gan_search.core.vocabulary import Status
 from gan_search.engine.atomic import save_atomic
@@ -93,8 +93,7 @@ class GANTrainer:
         if tuple(images.shape[1:]) != expected:
             raise ValueError(f"images have shape {tuple(images.shape[1:])} but the config asks "
                              f"for {expected}")
-        if len(images) < config.batch_size:
-            raise ValueError(f"batch_size={config.batch_size} exceeds the {len(images)} images")
+        check_batch_fits(config.batch_size, len(images))
         self.config = config
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         cuda = self.device.type == "cuda"

@@ -25,6 +25,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 from gan_search.core.config import SearchConfig  # noqa: E402
+from gan_search.core.errors import ConfigError  # noqa: E402
 from gan_search.core.results import SearchOutcome  # noqa: E402
 from gan_search.core.settings import SharedSettings, objectives_of  # noqa: E402
 from gan_search.core.vocabulary import ENDED, WORST, Strategy  # noqa: E402
@@ -211,8 +212,8 @@ def _what_mattered(config: SearchConfig, outcome: SearchOutcome,
                 row.trial_id, row.metrics, config.iters, search_folder(config) / ANALYSIS_DIR)
         return
     try:
-        outcome.study = analysis.load_study(study.url_of(config), config.name)
-    except (KeyError, RuntimeError, OSError, ValueError) as err:
+        outcome.study = study.load(study.url_of(config), config.name)
+    except (ConfigError, RuntimeError, OSError, ValueError) as err:
         log(f"note: no importances: the Optuna study could not be read ({err})")
         return
     outcome.importances = analysis.importances(outcome.study)

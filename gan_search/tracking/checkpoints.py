@@ -9,7 +9,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from gan_search.core.results import GENERATOR_FILE, GRID_FILE, of_current_weights
+from gan_search.core.results import GENERATOR_FILE, GRID_FILE, best_checkpoint_of
 
 
 def best_checkpoint(trial: Any) -> Any:
@@ -17,10 +17,8 @@ def best_checkpoint(trial: Any) -> Any:
     member, among those of the weights it ended with), or None."""
     manager = getattr(getattr(trial, "run_metadata", None), "checkpoint_manager", None)
     results = list(getattr(manager, "best_checkpoint_results", None) or [])
-    scored = [(r.checkpoint, r.metrics) for r in results
-              if isinstance(r.metrics.get("fid_lite"), (int, float))]
-    scored = of_current_weights(scored, getattr(trial, "last_result", None) or {})
-    return min(scored, key=lambda pair: pair[1]["fid_lite"])[0] if scored else None
+    return best_checkpoint_of([(r.checkpoint, r.metrics) for r in results],
+                              getattr(trial, "last_result", None) or {})
 
 
 def read_file(checkpoint: Any, name: str) -> bytes:

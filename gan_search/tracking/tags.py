@@ -1,7 +1,7 @@
 """The tags that say what an MLflow run is to gan-search (one definition for the writer,
 the readers and the UI's saved view)."""
 
-SEARCH_TAG = "gan_search.hpo"  # the search's name, on the parent and every child
+SEARCH_TAG = "gan_search.search"  # the search's name, on the parent and every child
 TRIAL_TAG = "gan_search.trial_id"  # a child's Tune trial id
 STATUS_TAG = "gan_search.status"  # a child's vocabulary.Status
 ROLE_TAG = "gan_search.role"  # vocabulary.Role: parent, search, baseline, confirm, member

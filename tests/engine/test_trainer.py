@@ -175,7 +175,7 @@ def test_the_precision_setting_is_the_dtype_the_convolutions_run_in(digits, prec
 @pytest.mark.parametrize("bad,message", [
     (lambda d: d.float(), "uint8"),
     (lambda d: d[:, :, :8, :8], "the config asks"),
-    (lambda d: d[:10], "batch_size=32 exceeds the 10 images"),
+    (lambda d: d[:10], "batch_size=32 exceeds the 10 training images"),
 ])
 def test_trainer_refuses_mismatched_images(digits, bad, message):
     with pytest.raises(ValueError, match=message):

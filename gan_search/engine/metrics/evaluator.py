@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,6 +92,15 @@ class Evaluator:
             hist = np.bincount(predicted.numpy(), minlength=len(data.classes)) + 0.5
             self.reference["class_hist"] = hist / hist.sum()  # smoothed: never 0
 
+
+    @classmethod
+    def for_splits(cls, splits: Any, n: int, **options: Any) -> "Evaluator":
+        """The evaluator of a dataset's ``data.splits.Splits``: its held-out reference (``n``
+        images at most; the real statistics cached under its key) and its training images
+        (for the memorisation score); ``options`` as ``__init__``'s."""
+        return cls(splits.reference, n=min(n, len(splits.reference.images)),
+                   dataset_key=splits.reference_key, train=splits.train,
+                   train_key=splits.train_key, **options)
     def state(self) -> dict:
         """Everything a trial needs to rebuild this evaluator without the dataset or the
         driver's disk (sent to trials through the Ray object store)."""

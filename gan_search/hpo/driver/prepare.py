@@ -9,7 +9,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from gan_search.core.config import SearchConfig
+from gan_search.core.config import SearchConfig, check_batch_fits
 from gan_search.core.errors import ConfigError
 from gan_search.hpo.strategies import study
 from gan_search.hpo.driver.paths import search_storage
@@ -45,9 +45,7 @@ def reference(config: SearchConfig) -> tuple[Any, Any]:
     # the trials' geometry: the space's, or what --set image_size / channels asked for
     splits = load_splits(config.data_source, config.image_size, config.channels,
                          config.data_options, config.eval_samples)
-    n = min(config.eval_samples, len(splits.reference.images))
-    return splits, Evaluator(splits.reference, n=n, dataset_key=splits.reference_key,
-                             train=splits.train, train_key=splits.train_key)
+    return splits, Evaluator.for_splits(splits, config.eval_samples)
 
 
 def check_batch(config: SearchConfig, images: int) -> None:
@@ -56,9 +54,7 @@ def check_batch(config: SearchConfig, images: int) -> None:
     param = config.searched.get("batch_size")
     if param is not None:
         sizes.append(max(param.values) if param.kind == "choice" else param.high)
-    if max(sizes) > images:
-        raise ConfigError(f"batch_size={max(sizes)} exceeds the {images} training images of "
-                          f"{config.data_source}; use --set batch_size=N with a smaller N")
+    check_batch_fits(max(sizes), images, config.data_source)
 
 
 def connect(address: str | None) -> None:

@@ -16,14 +16,6 @@ LABELS = {"score": "first objective", "score_collapse": "collapse", "score_kid":
           "score_fid_lite": "FID-lite"}
 
 
-def load_study(url: str, name: str) -> Any:
-    """The Optuna study of a search (finished, interrupted or running), through Optuna's
-    public API: ``optuna.load_study`` on its storage (study.py)."""
-    import optuna
-
-    return optuna.load_study(study_name=name, storage=url)
-
-
 def complete_trials(study: Any) -> list:
     import optuna
 

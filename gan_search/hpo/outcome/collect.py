@@ -3,7 +3,6 @@ with its status, its best checkpoint, the baseline marked and the Pareto front."
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,10 @@ from typing import Any
 from ray import tune
 
 from gan_search.core.config import SearchConfig
-from gan_search.core.vocabulary import ENDED, Role, Status
-from gan_search.core.results import (SearchOutcome, TrialRow, checkpoint_uri, score_keys,
-                                       of_current_weights, pareto_front, trial_status)
+from gan_search.core.results import (SearchOutcome, TrialRow, best_checkpoint_of,
+                                     checkpoint_uri, pareto_front, score_keys, trial_status)
 from gan_search.core.settings import ROLE_KEY, settings_of
+from gan_search.core.vocabulary import ENDED, Role, Status
 
 
 def outcome(config: SearchConfig, path: str, grid: Any, started: float) -> SearchOutcome:
@@ -50,10 +49,7 @@ def trial_rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[
         metrics = dict(result.metrics or {})
         error = result.error
         params = settings_of(result.config or {})
-        best = None
-        if result.best_checkpoints:
-            best = checkpoint_uri(min(of_current_weights(result.best_checkpoints, metrics),
-                                      key=lambda pair: pair[1].get("fid_lite", math.inf))[0])
+        best = best_checkpoint_of(result.best_checkpoints or [], metrics)
         # the folder name (trial_<id>, see trial_dirname) is unique per trial, even for a
         # trial whose actor died and whose result carries no metrics
         trial_id = Path(result.path).name.removeprefix("trial_") if result.path else \
@@ -64,7 +60,7 @@ def trial_rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[
         rows.append(TrialRow(
             trial_id=trial_id, status=status, params=params,
             metrics={k: v for k, v in metrics.items() if k not in ("config",)},
-            path=result.path, checkpoint=best,
+            path=result.path, checkpoint=checkpoint_uri(best) if best is not None else None,
             baseline=(result.config or {}).get(ROLE_KEY) == Role.BASELINE,
             error=" ".join(str(error).split())[:300] if error else metrics.get("message")))
     return rows
