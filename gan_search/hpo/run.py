@@ -120,20 +120,20 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     shared = shared_settings(config, placement)
     trainable = _trainable(placement, splits.train, evaluator, board, shared)
     started = time.perf_counter()
-    recorder = tracker(search_params(config, placement), shared, search_folder(config)) \
+    tracking = tracker(search_params(config, placement), shared, search_folder(config)) \
         if tracker else None
     view = ProgressView(config.trials, log=log, cluster=address is not None, board=board,
                         live=live, iters=config.iters)
     fitting, spending = time.perf_counter(), Spending()
     grid, in_effect = _fit(path, resume, trainable, lambda cbs: search_tuner(
         config, trainable, search_storage(config), cbs),
-        [view, *(callbacks or []), recorder, spending])
-    view, recorder = in_effect(view), in_effect(recorder)  # on resume: the restored ones
+        [view, *(callbacks or []), tracking, spending])
+    view, tracking = in_effect(view), in_effect(tracking)  # on resume: the restored ones
     outcome = collect.outcome(config, path, grid, started)
     outcome.fit_seconds = time.perf_counter() - fitting
     spending = in_effect(spending)
     if not outcome.interrupted and config.confirm > 0:
-        recorder, spending = _confirm(config, trainable, outcome, resume, view, recorder,
+        tracking, spending = _confirm(config, trainable, outcome, resume, view, tracking,
                                       spending)
     outcome.spent = spending.iters
     if not outcome.interrupted:
@@ -143,10 +143,10 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     _what_mattered(config, outcome, log)
     outcome.seconds = time.perf_counter() - started
     files = write_summary(outcome, config)
-    if recorder is not None:
-        recorder.finish(outcome, files)
-        outcome.logging_seconds = recorder.seconds
-        outcome.parent_run_id = recorder.parent_id
+    if tracking is not None:
+        tracking.finish(outcome, files)
+        outcome.logging_seconds = tracking.seconds
+        outcome.parent_run_id = tracking.parent_id
     return outcome
 
 
@@ -164,7 +164,7 @@ def _fit(path: str, resume: bool, trainable: Any, new_tuner: Callable[[list], An
 
 
 def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resume: bool,
-             search_view: ProgressView, recorder: Tracker | None,
+             search_view: ProgressView, tracking: Tracker | None,
              spending: Spending) -> tuple[Tracker | None, Spending]:
     """Retrain the top configurations (and the baseline) with fresh seeds at the full
     budget (under a budget: the best proposal of the last rung and the baseline, for the plan's
@@ -175,7 +175,7 @@ def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resum
         reached=config.iters if config.plan is not None else 0)
     if not candidates:
         search_view.say("confirmation: no trial trained to its end; nothing to confirm")
-        return recorder, spending
+        return tracking, spending
     seeds = confirm.fresh_seeds(config.confirm_seeds)
     length = config.confirm_iters
     trials = confirm.trial_configs(candidates, seeds, length if config.plan else None)
@@ -187,15 +187,15 @@ def _confirm(config: SearchConfig, trainable: Any, outcome: SearchOutcome, resum
                         board=search_view.board, live=search_view.live, iters=length,
                         key="confirm-progress")
     grid, in_effect = _fit(path, resume, trainable, lambda cbs: confirm_tuner(
-        config, trainable, outcome.path, cbs, trials), [view, recorder, spending])
-    recorder, spending = in_effect(recorder), in_effect(spending)
+        config, trainable, outcome.path, cbs, trials), [view, tracking, spending])
+    tracking, spending = in_effect(tracking), in_effect(spending)
     outcome.confirm_rows = collect.trial_rows(grid, config, collect.saved_trial_states(path))
     if sum(r.status in ENDED for r in outcome.confirm_rows) < len(trials):  # Ctrl-C
         outcome.interrupted = True
-        return recorder, spending
+        return tracking, spending
     confirm.assign_runs(candidates, outcome.confirm_rows)
     outcome.confirmation = confirm.ranked(candidates)
-    return recorder, spending
+    return tracking, spending
 
 
 def _what_mattered(config: SearchConfig, outcome: SearchOutcome,

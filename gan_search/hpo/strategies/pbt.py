@@ -155,7 +155,7 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
     from gan_search.hpo.strategies.population import PopulationStudy
 
     members = population(config)
-    recorder = PopulationStudy(config, members, OptunaSearch.convert_search_space(
+    population_study = PopulationStudy(config, members, OptunaSearch.convert_search_space(
         tune_space(config.searched)), study_about(config))
     roles = tune.choice([Role.BASELINE.value, Role.MEMBER.value])  # each member's is preset
     return tune.Tuner(
@@ -174,5 +174,5 @@ def pbt_tuner(config: SearchConfig, trainable: Any, storage: str, callbacks: lis
             reuse_actors=config.address is None, trial_dirname_creator=trial_dirname),
         # a copied checkpoint must outlive the copier's wait: the donor reports up to
         # perturbation_interval more times meanwhile
-        run_config=run_config(config.name, storage, [*callbacks, recorder],
+        run_config=run_config(config.name, storage, [*callbacks, population_study],
                                keep=max(3, config.spec.scheduler.perturbation_interval + 2)))
