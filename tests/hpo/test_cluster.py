@@ -41,6 +41,42 @@ def test_cluster_files_pass_rays_validation_and_run_the_same_node_scripts(name):
         assert config["docker"]["image"].startswith("rayproject/ray:2.60.0-py311")
 
 
+def test_ray_prepares_the_aws_file_and_every_node_may_write_the_s3_storage(monkeypatch):
+    """`ray up cluster.yaml` as far as it goes without an AWS account: Ray's own AWS
+    bootstrap (boto3, from the `aws` extra) against moto's in-process EC2 and IAM. The head
+    gets the instance profile Ray creates (EC2 and S3 access); the GPU workers, which write
+    the trials' checkpoints to `--storage s3://...`, name the same profile."""
+    import copy
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    import boto3
+    from moto import mock_aws
+    from ray.autoscaler._private.aws import config as aws
+    from ray.autoscaler._private.util import prepare_config
+
+    monkeypatch.setattr(aws.time, "sleep", lambda seconds: None)  # IAM's propagation wait
+    with open(os.path.join(ROOT, "cluster.yaml")) as f:
+        raw = yaml.safe_load(f)
+    with mock_aws():
+        region = raw["provider"]["region"]
+        ec2 = boto3.client("ec2", region_name=region)
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        for node_type in raw["available_node_types"].values():  # the file's is a placeholder
+            node_type["node_config"]["ImageId"] = image
+        config = aws.bootstrap_aws(copy.deepcopy(prepare_config(raw)))
+        iam = boto3.client("iam", region_name=region)
+        head = config["head_node"]["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
+        worker = config["available_node_types"]["gpu_worker"]["node_config"]
+        assert worker["IamInstanceProfile"] == {"Name": head}
+        role = iam.get_instance_profile(InstanceProfileName=head)["InstanceProfile"]["Roles"][0]
+        policies = iam.list_attached_role_policies(RoleName=role["RoleName"])
+        assert "AmazonS3FullAccess" in {p["PolicyName"] for p in policies["AttachedPolicies"]}
+        for node_type in config["available_node_types"].values():  # network and key filled in
+            assert node_type["node_config"]["SubnetIds"] and node_type["node_config"]["KeyName"]
+
+
 def test_node_scripts_install_pinned_and_keep_mlflow_and_the_dashboard_on_loopback():
     import subprocess
 
