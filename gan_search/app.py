@@ -10,9 +10,10 @@ the CLI prints of its outcome and ``exit_status`` what it exits with.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.errors import ConfigError
@@ -105,3 +106,41 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
 
     return run.run_search(config, resume=resume, callbacks=callbacks, log=log, live=live,
                           tracker=tracker if track else None)
+
+
+@contextlib.contextmanager
+def generator_file(*, search: str | None = None, run: str | None = None,
+                   checkpoint: str | None = None, runs_dir: str = "gan_search_runs",
+                   storage: str | None = None,
+                   tracking_uri: str | None = None) -> Iterator[Path]:
+    """The generator file of a finished search (its delivered generator), of an MLflow
+    run (a trial's best checkpoint; "best": the latest search's winner) or a file: a
+    ``train`` output folder or its checkpoint.pt, a trial's checkpoint folder or any
+    generator.pt. One of the three; a file from MLflow lives while the context does."""
+    from gan_search.hpo.driver.names import check_name, check_storage
+    from gan_search.hpo.driver.paths import DELIVERED_DIR, folder_of
+
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        found = next((p for p in (path, path / "generator.pt", path / "checkpoint.pt")
+                      if p.is_file()), None)
+        if found is None:
+            raise ConfigError(f"--checkpoint {checkpoint}: no generator.pt or checkpoint.pt "
+                              "there; give a train output folder, a checkpoint folder or file")
+        yield found
+    elif search is not None:
+        check_storage(storage)
+        path = folder_of(check_name(search), runs_dir, storage) / DELIVERED_DIR / "generator.pt"
+        if not path.is_file():
+            raise ConfigError(f"--search {search}: no delivered generator at {path}; a search "
+                              "delivers one when it ends (gan-search run)")
+        yield path
+    else:
+        import tempfile
+
+        from gan_search.tracking import download_generator, find_run
+
+        client, run_id = find_run(runs_dir, tracking_uri, run or "best")
+        with tempfile.TemporaryDirectory() as folder:
+            yield download_generator(client, run_id, folder)
+

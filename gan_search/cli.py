@@ -70,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from gan_search.core.config import check_batch_fits
     from gan_search.engine.data import load_splits
-    from gan_search.engine.trainer import GANTrainer
+    from gan_search.engine.trainer import GANTrainer, train_device
 
     device = train_device(args.device, torch.cuda.is_available())
     # the same training images a search's trials get (the held-out reference left out)
@@ -116,20 +116,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"done: {result.step} iterations in {seconds:.1f} s ({result.step / seconds:.1f} it/s); "
           f"checkpoint {out / 'checkpoint.pt'}, grids in {out / 'samples'}")
     return 0
-
-
-def train_device(device: str, cuda: bool) -> str:
-    """``--device`` of ``train``: auto (CUDA when present), cpu, gpu, or a CUDA device name."""
-    if device == "auto":
-        return "cuda" if cuda else "cpu"
-    if device == "cpu":
-        return "cpu"
-    if device == "gpu" or device == "cuda" or device.startswith("cuda:"):
-        if not cuda:
-            raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu "
-                              "or auto")
-        return "cuda" if device == "gpu" else device
-    raise ConfigError(f"--device {device}: expected auto, cpu, gpu or cuda:N")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -228,32 +214,65 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """A fresh sample grid from a trial's best checkpoint, loaded through MLflow."""
-    import tempfile
-
-    from gan_search.tracking import download_generator, find_run
-
+    """Fresh samples of a generator (a search's delivered one, a trial's best checkpoint
+    in MLflow, or a file): a grid (--out) or a folder of N images (--folder)."""
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ConfigError(f"--n {args.n}: must lie in 1..{MAX_SAMPLES}")
-    out = Path(args.out).expanduser()
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+    out = Path(args.folder or args.out).expanduser()
+    if args.folder is None and out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp",
+                                                          ".bmp"):
         raise ConfigError(f"--out {args.out}: name an image file ending in .png, .jpg, .webp "
-                          "or .bmp")
-    make_folder(out.parent, "--out")
-    client, run_id = find_run(args.runs_dir, args.tracking_uri, args.run)
-    import torch
+                          "or .bmp (or give --folder DIR for one PNG per sample)")
+    make_folder(out if args.folder else out.parent, "--folder" if args.folder else "--out")
+    from gan_search import app
 
-    from gan_search.engine.models import load_generator
-    from gan_search.engine.trainer import draw_noise, save_grid
+    with app.generator_file(**_source(args)) as path:
+        import torch
 
-    with tempfile.TemporaryDirectory() as folder:
-        gen, config, step = load_generator(download_generator(client, run_id, folder))
+        from gan_search.engine.export import write_images
+        from gan_search.engine.models import load_generator
+        from gan_search.engine.trainer import draw_noise, save_grid
+
+        gen, config, step = load_generator(path)
     z = draw_noise(args.n, config, torch.Generator().manual_seed(args.seed), "cpu")
     with torch.no_grad():
         images = gen(z)
-    out = save_grid(images, out, nrow=max(1, int(args.n ** 0.5)))
-    print(f"wrote {args.n} samples of run {run_id} (step {step}) to {out}")
+    if args.folder:
+        write_images(images, out)
+    else:
+        out = save_grid(images, out, nrow=max(1, int(args.n ** 0.5)))
+    print(f"wrote {args.n} samples of {_named(args)} (step {step}) to {out}")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The generator as files plain PyTorch loads (engine/export.py)."""
+    out = Path(args.out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"--out {args.out}: exists and is not an empty folder; name a new one")
+    make_folder(out.parent, "--out")
+    from gan_search import app
+
+    with app.generator_file(**_source(args)) as path:
+        from gan_search.engine.export import export_generator
+        from gan_search.engine.models import load_generator
+
+        gen, config, step = load_generator(path)
+    files = export_generator(gen, config, step, out, source=_named(args))
+    print(f"exported the generator of {_named(args)} (step {step}): {files[0]} "
+          f"(torch.export.load(path).module()(z)), {files[1]}")
+    return 0
+
+
+def _source(args: argparse.Namespace) -> dict:
+    return {"search": args.search, "run": args.run, "checkpoint": args.checkpoint,
+            "runs_dir": args.runs_dir, "storage": args.storage,
+            "tracking_uri": args.tracking_uri}
+
+
+def _named(args: argparse.Namespace) -> str:
+    return f"search {args.search}" if args.search else f"checkpoint {args.checkpoint}" \
+        if args.checkpoint else f"run {args.run or 'best'}"
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
@@ -377,13 +396,27 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--search", metavar="NAME", help="the search to show (default: the latest)")
     ui.add_argument("--no-browser", action="store_true", help="only print the link")
     ui.set_defaults(func=cmd_ui)
-    sample = sub.add_parser("sample", parents=[common["store"]],
-                            help="sample a grid from a trial's best checkpoint")
-    sample.add_argument("--run", default="best", help="MLflow run id of a trial, or best")
+    source = _Parser(add_help=False)  # which generator
+    which = source.add_mutually_exclusive_group()
+    which.add_argument("--search", metavar="NAME", help="a finished search's delivered generator")
+    which.add_argument("--run", help="an MLflow run id of a trial, or best (the default: the "
+                                     "latest search's winner)")
+    which.add_argument("--checkpoint", metavar="PATH", help="a train output folder or its "
+                       "checkpoint.pt, a trial's checkpoint folder or a generator.pt")
+    source.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
+                        help="the searches' --storage, if they used one")
+    sample = sub.add_parser("sample", parents=[common["store"], source],
+                            help="sample a grid (or a folder of images) from a generator")
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    sample.add_argument("--out", default="samples.png", help="PNG to write")
+    sample.add_argument("--out", default="samples.png", help="the grid's image file")
+    sample.add_argument("--folder", metavar="DIR", help="one PNG per sample here instead")
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(func=cmd_sample)
+    export = sub.add_parser("export", parents=[common["store"], source],
+                            help="the generator as files plain PyTorch loads")
+    export.add_argument("--out", required=True, metavar="DIR",
+                        help="a new folder: generator.pt2 (torch.export) and generator.json")
+    export.set_defaults(func=cmd_export)
     spaces = sub.add_parser("spaces", help="list search spaces, or print one")
     spaces.add_argument("name", nargs="?", help="a space to print")
     spaces.set_defaults(func=cmd_spaces)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gan_search.core.config import TRAINING_SETTINGS, TrainConfig, check_batch_fits
+from gan_search.core.errors import ConfigError
 from gan_search.core.files import write_atomic
 from gan_search.core.vocabulary import Status
 from gan_search.engine.atomic import save_atomic
@@ -410,3 +411,16 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] -> uint8 in [0, 255]."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
+
+def train_device(device: str, cuda: bool) -> str:
+    """``--device`` of ``train``: auto (CUDA when present), cpu, gpu, or a CUDA device name."""
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if device == "cpu":
+        return "cpu"
+    if device == "gpu" or device == "cuda" or device.startswith("cuda:"):
+        if not cuda:
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible here; use --device cpu "
+                              "or auto")
+        return "cuda" if device == "gpu" else device
+    raise ConfigError(f"--device {device}: expected auto, cpu, gpu or cuda:N")

@@ -43,12 +43,17 @@ def search_storage(config: SearchConfig) -> str:
 
 
 def search_folder(config: SearchConfig) -> Path:
-    """The search's local folder: the experiment folder when storage is local (else a
-    folder of the same name in the runs directory)."""
-    root = search_storage(config)
+    """The search's local folder (``folder_of`` its name and storage)."""
+    return folder_of(config.name, config.runs_dir, config.storage)
+
+
+def folder_of(name: str, runs_dir: str, storage: str | None) -> Path:
+    """A search's local folder: the experiment folder when storage is local (else a folder
+    of the same name in the runs directory)."""
+    root = storage_root(runs_dir, storage)
     if "://" in root:
-        return tune_root(config.runs_dir) / config.name
-    return Path(root) / config.name
+        return tune_root(runs_dir) / name
+    return Path(root) / name
 
 
 def latest_search(runs_dir: str, space: str, storage: str | None = None) -> str | None:
