@@ -4,8 +4,9 @@ tracking layers meet: the search runs (``hpo/run.py``), the tracker records it
 (``tracking/``), and neither imports the other's layer upwards.
 
 ``configure`` checks a search's input before anything heavy loads (nothing here imports
-ray, optuna, mlflow or torch at import time); ``run_search`` runs it; ``report`` is what
-the CLI prints of its outcome and ``exit_status`` what it exits with.
+ray, optuna, mlflow or torch at import time); ``run_search`` runs it (``search``: both, the
+notebook API); ``report`` is what the CLI prints of its outcome and ``exit_status`` what it
+exits with; ``generator_file`` finds the generator of a search, an MLflow run or a file.
 """
 
 from __future__ import annotations
