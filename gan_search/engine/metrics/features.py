@@ -78,11 +78,13 @@ class RandConv(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """Inception-v3 2048-d pool features (true FID), from a weights file or a download.
+    """Inception-v3 2048-d pool features, from a weights file or a download.
 
-    The weights are torchvision's ``inception_v3`` state dict. torchvision's ImageNet
-    weights give FID values close to, not identical with, the TF-Inception numbers
-    of papers; a converted TF-FID state dict for this architecture gives those.
+    The weights are torchvision's ``inception_v3`` state dict, and the network is
+    torchvision's. That is not the network of the FID in papers: the standard FID weights
+    (``pt_inception-2015-12-05``) have a 1008-class head, and the FID network differs from
+    torchvision's Inception in some blocks and in how it scales its input, so no state dict
+    loaded here reproduces the papers' FID; its values are close to it, not equal.
     """
 
     dim = 2048
