@@ -22,6 +22,14 @@ from gan_search.core.results import SearchOutcome
 from gan_search.core.space import SearchSpec
 
 
+def _network_of(path: Path) -> tuple[Any, int]:
+    """A generator file as (the network, its z_dim): what the tracker registers."""
+    from gan_search.engine.models import load_generator
+
+    generator, config, _ = load_generator(path)
+    return generator, config.z_dim
+
+
 def configure(space: str | SearchSpec, *, name: str | None = None, resume: bool = False,
               runs_dir: str = "gan_search_runs", storage: str | None = None,
               optuna_storage: str | None = None, address: str | None = None,
@@ -101,7 +109,7 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
     def tracker(params: dict[str, Any], shared: Any, folder: Path) -> Any:
         started = tracking.MlflowTracker(
             config.runs_dir, tracking_uri, config.spec.name, config.name, params, shared.base,
-            config.spec.path, folder, log=log)
+            config.spec.path, folder, log=log, load_generator=_network_of)
         started.start()
         return started
 

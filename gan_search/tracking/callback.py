@@ -21,7 +21,8 @@ from ray.tune import Callback
 
 from gan_search.core.config import TRAINING_SETTINGS
 from gan_search.core.restorable import Restorable
-from gan_search.core.results import GRID_FILE, SearchOutcome, checkpoint_uri, trial_status
+from gan_search.core.results import (GENERATOR_FILE, GRID_FILE, SearchOutcome, checkpoint_uri,
+                                     trial_status)
 from gan_search.core.vocabulary import Status
 from gan_search.tracking.checkpoints import best_checkpoint, read_file
 from gan_search.tracking.ledger import Ledger
@@ -49,19 +50,23 @@ class MlflowTracker(Callback, Restorable):
         base: the settings every trial shares (logged on every child with its own).
         space_file: the space YAML, logged as an artifact of the parent.
         folder: the search's folder (records MLflow did not take are kept there).
+        load_generator: a generator file -> (the network, its z_dim): the delivered
+            generator is registered as an MLflow model (the app passes the engine's loader).
 
     Each trial's run is named and tagged by its role (settings.TrialSettings); a PBT
     member's copies are in a lineage tag.
     """
 
     # the driver's own parts: a resumed search hands the fresh tracker's to the restored one
-    LIVE = ("recorder", "writer", "log")
+    LIVE = ("recorder", "writer", "log", "load_generator")
 
     def __init__(self, runs_dir: str, tracking_uri: str | None, experiment: str,
                  search_name: str, params: dict[str, Any], base: Mapping[str, Any],
                  space_file: str, folder: str | Path,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print,
+                 load_generator: Callable[[Path], tuple[Any, int]] | None = None) -> None:
         self.search_name = search_name
+        self.load_generator = load_generator
         self.ledger = Ledger(folder, search_name, base)
         self.recorder = Recorder(runs_dir, tracking_uri, experiment, params, space_file, log)
         self.writer = Writer(self._sync, self._due)
@@ -112,6 +117,8 @@ class MlflowTracker(Callback, Restorable):
         tags, metrics = parent_summary(outcome, runs)
         done = self.recorder.guarded("the search's summary", lambda: self.recorder.summarise(
             self.ledger, tags, metrics, files, outcome.plots, outcome.interrupted), force=True)
+        if done and outcome.delivered and self.load_generator is not None:
+            self._register(outcome)
         left = self.ledger.left()
         if left or not done:
             self.log(f"warning: MLflow at {self.recorder.uri} did not record {len(left)} trials "
@@ -119,6 +126,18 @@ class MlflowTracker(Callback, Restorable):
                      f"{sum(len(r.grids) for r in left)} grids){'' if done else ' and the summary'}"
                      f" ({self.recorder.last_error}); kept in {self.ledger.folder}, retried by "
                      "--resume")
+
+    def _register(self, outcome: SearchOutcome) -> None:
+        delivered = Path(outcome.delivered)
+        about = json.loads((delivered / "delivered.json").read_text())
+        generator, z_dim = self.load_generator(delivered / GENERATOR_FILE)
+        tags = {"run": str(about.get("run")), "baseline": str(about.get("baseline")),
+                "score": str(about.get("score"))}
+        uri: list[str] = []
+        if self.recorder.guarded("the delivered generator as a registered model", lambda: uri.append(
+                self.recorder.register(self.ledger, generator, z_dim, tags)), force=True):
+            self.log(f"MLflow: the delivered generator is the registered model {uri[0]} "
+                     "(mlflow.pytorch.load_model)")
 
     # ------------------------------------------------------------ Tune events
     # Each event hands a change of the ledger to the writer thread and returns.

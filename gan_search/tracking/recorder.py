@@ -25,10 +25,12 @@ from PIL import Image
 from gan_search.core.vocabulary import Role, Status
 from gan_search.tracking.checkpoints import log_generator
 from gan_search.tracking.ledger import Ledger, TrialRecord, text
-from gan_search.tracking.tags import MESSAGE_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG, TRIAL_TAG
+from gan_search.tracking.tags import (MESSAGE_TAG, MODEL_TAG, ROLE_TAG, SEARCH_TAG, STATUS_TAG,
+                                      TRIAL_TAG)
 from gan_search.tracking.store import experiment_id, logged_grid_steps, save_view, store_paths
 
 RETRY_AFTER_S = 30.0
+MODEL_PATH = "generator_model"  # the delivered generator as an MLflow model, on the parent
 GRID_KEY = "samples"  # the image key of the sample grids (the UI's image panel)
 RUN_STATUS = {Status.FINISHED: "FINISHED", Status.STOPPED: "FINISHED",
               Status.COLLAPSED: "FINISHED", Status.DIVERGED: "FAILED", Status.FAILED: "FAILED",
@@ -137,6 +139,33 @@ class Recorder:
             client.log_artifact(parent, str(plot), "analysis")
         client.log_metric(parent, "logging_seconds", self.seconds)
         client.set_terminated(parent, "KILLED" if interrupted else "FINISHED")
+
+    def register(self, ledger: Ledger, generator: Any, z_dim: int, about: dict[str, str]
+                 ) -> str:
+        """The delivered generator as an MLflow model on the parent run (``mlflow.pytorch``
+        in its pt2 format: ``torch.export``'s program, loaded without gan-search), registered
+        under the search's name; its ``models:/`` URI, also a tag of the parent."""
+        import tempfile
+
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+
+        client, parent = self.client, ledger.parent_id
+        with tempfile.TemporaryDirectory() as folder:
+            mlflow.pytorch.save_model(
+                generator, f"{folder}/model", serialization_format="pt2",
+                input_example=np.zeros((2, z_dim, 1, 1), dtype="float32"),
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+            client.log_artifacts(parent, f"{folder}/model", MODEL_PATH)
+        if not client.search_registered_models(f"name = '{ledger.search}'"):
+            client.create_registered_model(ledger.search, description="the delivered "
+                                           "generators of gan-search's search of this name")
+        version = client.create_model_version(ledger.search, f"runs:/{parent}/{MODEL_PATH}",
+                                              run_id=parent, tags=about)
+        uri = f"models:/{ledger.search}/{version.version}"
+        client.set_tag(parent, MODEL_TAG, uri)
+        return uri
 
     # ------------------------------------------------------------ the children
 

@@ -9,3 +9,4 @@ MESSAGE_TAG = "gan_search.message"  # why a trial failed or diverged
 CONFIRM_OF_TAG = "gan_search.confirm_of"  # a confirmation run: the search trial it retrains
 NODE_TAG = "gan_search.node_id"  # the Ray node a trial last reported from
 LINEAGE_TAG = "gan_search.lineage"  # a PBT member's copies: [{from, step, values}] as JSON
+MODEL_TAG = "gan_search.model"  # the parent's: the delivered generator's models:/ URI

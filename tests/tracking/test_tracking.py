@@ -2,8 +2,10 @@
 through MlflowClient; `sample`; a tracking server that cannot be reached; the UI refusing a
 missing store."""
 
+import json
 import math
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -121,3 +123,41 @@ def test_unreachable_tracking_server_fails_before_any_trial(tmp_path):
 def test_ui_refuses_a_missing_store(tmp_path):
     result = cli("ui", "--runs-dir", str(tmp_path / "nothing"))
     assert result.returncode == 2 and "no MLflow store in" in result.stderr
+
+
+REGISTERED = """
+import sys, torch, mlflow, mlflow.pytorch
+mlflow.set_tracking_uri(sys.argv[1])
+with torch.no_grad():
+    torch.save(mlflow.pytorch.load_model(sys.argv[2])(torch.load(sys.argv[3])), sys.argv[4])
+print("gan_search" in sys.modules)
+"""
+
+
+def test_the_delivered_generator_is_a_registered_model_loaded_without_gan_search(tracked,
+                                                                                 tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from gan_search.engine.models import load_generator
+    from gan_search.tracking.store import store_paths
+
+    runs, outcome, client, (parent,), _ = tracked
+    uri = parent.data.tags["gan_search.model"]
+    assert uri == "models:/tracked-search/1"
+    version = client.get_model_version("tracked-search", "1")
+    assert version.run_id == parent.info.run_id and version.status == "READY"
+    delivered = json.loads((Path(outcome.delivered) / "delivered.json").read_text())
+    assert version.tags["run"] == delivered["run"]
+    z = torch.randn(6, 8, 1, 1, generator=torch.Generator().manual_seed(0))
+    torch.save(z, tmp_path / "z.pt")
+    loaded = subprocess.run([sys.executable, "-c", REGISTERED, store_paths(str(runs))[0], uri,
+                             str(tmp_path / "z.pt"), str(tmp_path / "x.pt")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.split()[-1] == "False"  # MLflow and torch alone
+    generator, _, _ = load_generator(Path(outcome.delivered) / "generator.pt")
+    with torch.no_grad():
+        assert torch.allclose(torch.load(tmp_path / "x.pt"), generator(z), atol=1e-6)
