@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from gan_search.core.config import parse_sets
 from gan_search.core.errors import ConfigError, GanSearchError
 from gan_search.core.folders import check_runs_dir, make_folder
 from gan_search.core.vocabulary import Status
@@ -30,17 +31,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def parse_sets(items: Sequence[str]) -> dict[str, str]:
-    """``["lr_g=0.001", ...]`` -> ``{"lr_g": "0.001"}``; types are checked by TrainConfig."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr_g=0.0005")
-        out[key.strip()] = value.strip()
-    return out
 
 
 def _prepare(space_name: str, sets: Sequence[str], iters: int | None, data_dir: str | None) -> Any:
@@ -185,6 +175,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     evaluator = Evaluator.for_splits(splits, n, extractor=args.extractor,
                                      inception_weights=args.inception_weights)
     scores = evaluator.score(images)
+    if args.standard_fid:
+        from gan_search.engine.metrics.standard import standard_scores
+
+        scores.update(standard_scores(images, splits.reference.images[:n], args.fid_weights))
     scores.update(space=spec.name, images=str(args.images), reference=splits.description)
     print(json.dumps(scores, indent=2))
     return 0
@@ -381,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="feature network (default: randconv by image size)")
     score.add_argument("--inception-weights", metavar="PATH",
                        help="torchvision inception_v3 state dict, for --extractor inception")
+    score.add_argument("--standard-fid", action="store_true", help="also the FID and KID of "
+                       "papers (torch-fidelity, the `fid` extra; not FID-lite's scale)")
+    score.add_argument("--fid-weights", metavar="PATH", help="the FID Inception weights "
+                       "(pt_inception-2015-12-05; default: torch-fidelity's cached download)")
     score.set_defaults(func=cmd_score)
     ui = sub.add_parser("ui", parents=[common["store"]],
                         help="open the MLflow UI on the search store (with --tracking-uri: "

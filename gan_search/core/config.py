@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from gan_search.core.budget import Plan, plan_for
 from gan_search.core.errors import ConfigError
@@ -383,3 +383,14 @@ def check_batch_fits(batch_size: int, images: int, source: str = "the data") -> 
     if batch_size > images:
         raise ConfigError(f"batch_size={batch_size} exceeds the {images} training images of "
                           f"{source}; use --set batch_size=N with a smaller N")
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, str]:
+    """``["lr_g=0.001", ...]`` -> ``{"lr_g": "0.001"}``; types are checked by TrainConfig."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr_g=0.0005")
+        out[key.strip()] = value.strip()
+    return out
