@@ -121,11 +121,13 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
 def generator_file(*, search: str | None = None, run: str | None = None,
                    checkpoint: str | None = None, runs_dir: str = "gan_search_runs",
                    storage: str | None = None,
-                   tracking_uri: str | None = None) -> Iterator[Path]:
+                   tracking_uri: str | None = None) -> Iterator[tuple[Path, str]]:
     """The generator file of a finished search (its delivered generator), of an MLflow
     run (a trial's best checkpoint; "best": the latest search's winner) or a file: a
     ``train`` output folder or its checkpoint.pt, a trial's checkpoint folder or any
-    generator.pt. One of the three; a file from MLflow lives while the context does."""
+    generator.pt. One of the three; a file from MLflow lives while the context does. Yields
+    (the file, what it is: ``search NAME``, ``run ID`` with "best" resolved, ``checkpoint
+    PATH``)."""
     from gan_search.hpo.driver.names import check_name, check_storage
     from gan_search.hpo.driver.paths import DELIVERED_DIR, folder_of
 
@@ -136,14 +138,14 @@ def generator_file(*, search: str | None = None, run: str | None = None,
         if found is None:
             raise ConfigError(f"--checkpoint {checkpoint}: no generator.pt or checkpoint.pt "
                               "there; give a train output folder, a checkpoint folder or file")
-        yield found
+        yield found, f"checkpoint {checkpoint}"
     elif search is not None:
         check_storage(storage)
         path = folder_of(check_name(search), runs_dir, storage) / DELIVERED_DIR / "generator.pt"
         if not path.is_file():
             raise ConfigError(f"--search {search}: no delivered generator at {path}; a search "
                               "delivers one when it ends (gan-search run)")
-        yield path
+        yield path, f"search {search}"
     else:
         import tempfile
 
@@ -151,5 +153,5 @@ def generator_file(*, search: str | None = None, run: str | None = None,
 
         client, run_id = find_run(runs_dir, tracking_uri, run or "best")
         with tempfile.TemporaryDirectory() as folder:
-            yield download_generator(client, run_id, folder)
+            yield download_generator(client, run_id, folder), f"run {run_id}"
 

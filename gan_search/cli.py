@@ -220,7 +220,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     make_folder(out if args.folder else out.parent, "--folder" if args.folder else "--out")
     from gan_search import app
 
-    with app.generator_file(**_source(args)) as path:
+    with app.generator_file(**_source(args)) as (path, what):
         import torch
 
         from gan_search.engine.export import write_images
@@ -235,7 +235,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         write_images(images, out)
     else:
         out = save_grid(images, out, nrow=max(1, int(args.n ** 0.5)))
-    print(f"wrote {args.n} samples of {_named(args)} (step {step}) to {out}")
+    print(f"wrote {args.n} samples of {what} (step {step}) to {out}")
     return 0
 
 
@@ -247,13 +247,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     make_folder(out.parent, "--out")
     from gan_search import app
 
-    with app.generator_file(**_source(args)) as path:
+    with app.generator_file(**_source(args)) as (path, what):
         from gan_search.engine.export import export_generator
         from gan_search.engine.models import load_generator
 
         gen, config, step = load_generator(path)
-    files = export_generator(gen, config, step, out, source=_named(args))
-    print(f"exported the generator of {_named(args)} (step {step}): {files[0]} "
+    files = export_generator(gen, config, step, out, source=what)
+    print(f"exported the generator of {what} (step {step}): {files[0]} "
           f"(torch.export.load(path).module()(z)), {files[1]}")
     return 0
 
@@ -262,11 +262,6 @@ def _source(args: argparse.Namespace) -> dict:
     return {"search": args.search, "run": args.run, "checkpoint": args.checkpoint,
             "runs_dir": args.runs_dir, "storage": args.storage,
             "tracking_uri": args.tracking_uri}
-
-
-def _named(args: argparse.Namespace) -> str:
-    return f"search {args.search}" if args.search else f"checkpoint {args.checkpoint}" \
-        if args.checkpoint else f"run {args.run or 'best'}"
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:
