@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from gan_search.core.config import SearchConfig
 from gan_search.core.errors import ConfigError
-from gan_search.core.results import SearchOutcome
+from gan_search.core.results import GENERATOR_FILE, TRAIN_CHECKPOINT, SearchOutcome
 from gan_search.core.space import SearchSpec
 
 
@@ -133,7 +133,7 @@ def generator_file(*, search: str | None = None, run: str | None = None,
 
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
-        found = next((p for p in (path, path / "generator.pt", path / "checkpoint.pt")
+        found = next((p for p in (path, path / GENERATOR_FILE, path / TRAIN_CHECKPOINT)
                       if p.is_file()), None)
         if found is None:
             raise ConfigError(f"--checkpoint {checkpoint}: no generator.pt or checkpoint.pt "
@@ -141,7 +141,7 @@ def generator_file(*, search: str | None = None, run: str | None = None,
         yield found, f"checkpoint {checkpoint}"
     elif search is not None:
         check_storage(storage)
-        path = folder_of(check_name(search), runs_dir, storage) / DELIVERED_DIR / "generator.pt"
+        path = folder_of(check_name(search), runs_dir, storage) / DELIVERED_DIR / GENERATOR_FILE
         if not path.is_file():
             raise ConfigError(f"--search {search}: no delivered generator at {path}; a search "
                               "delivers one when it ends (gan-search run)")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from gan_search.core.config import parse_sets
+from gan_search.core.results import TRAIN_CHECKPOINT
 from gan_search.core.errors import ConfigError, GanSearchError
 from gan_search.core.folders import check_runs_dir, make_folder
 from gan_search.core.vocabulary import Status
@@ -98,13 +99,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                "iters_per_second": round(result.step / seconds, 3) if seconds else None,
                **trainer.skip_shares(), "config": config.to_dict(), "history": result.history}
     if result.status == Status.FINISHED:
-        trainer.save_checkpoint(out / "checkpoint.pt")
+        trainer.save_checkpoint(out / TRAIN_CHECKPOINT)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if result.status != Status.FINISHED:
         print(f"gan-search: trial {result.status}: {result.message}", file=sys.stderr)
         return 1
     print(f"done: {result.step} iterations in {seconds:.1f} s ({result.step / seconds:.1f} it/s); "
-          f"checkpoint {out / 'checkpoint.pt'}, grids in {out / 'samples'}")
+          f"checkpoint {out / TRAIN_CHECKPOINT}, grids in {out / 'samples'}")
     return 0
 
 

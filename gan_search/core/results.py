@@ -18,6 +18,7 @@ from gan_search.core.vocabulary import TRAINED, Status
 # alone (weights, config, step), which is what MLflow keeps
 TRAINER_FILE, GRID_FILE, PROGRESS_FILE = "trainer.pt", "samples.png", "progress.json"
 GENERATOR_FILE = "generator.pt"
+TRAIN_CHECKPOINT = "checkpoint.pt"  # `gan-search train`'s whole trainer state, in its --out
 
 
 def checkpoint_uri(checkpoint: Any) -> str:

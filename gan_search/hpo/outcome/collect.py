@@ -12,7 +12,7 @@ from ray import tune
 from gan_search.core.config import SearchConfig
 from gan_search.core.results import (SearchOutcome, TrialRow, best_checkpoint_of,
                                      checkpoint_uri, pareto_front, score_keys, trial_status)
-from gan_search.core.settings import ROLE_KEY, settings_of
+from gan_search.core.settings import TrialSettings, settings_of
 from gan_search.core.vocabulary import ENDED, Role, Status
 
 
@@ -61,6 +61,6 @@ def trial_rows(grid: Any, config: SearchConfig, states: dict[str, str]) -> list[
             trial_id=trial_id, status=status, params=params,
             metrics={k: v for k, v in metrics.items() if k not in ("config",)},
             path=result.path, checkpoint=checkpoint_uri(best) if best is not None else None,
-            baseline=(result.config or {}).get(ROLE_KEY) == Role.BASELINE,
+            baseline=TrialSettings.of(result.config or {}).role == Role.BASELINE,
             error=" ".join(str(error).split())[:300] if error else metrics.get("message")))
     return rows
