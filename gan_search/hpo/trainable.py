@@ -25,6 +25,7 @@ Every result carries the settings in effect (``setting_<name>``) and the schedul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,7 +34,7 @@ import time
 import uuid
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import ray
 import torch
@@ -56,14 +57,21 @@ class TrialError(RuntimeError):
     """A trial that cannot run for its own reasons; it fails once, with this message."""
 
 
+class StorageError(RuntimeError):
+    """The search's storage (a shared folder, ``s3://``) refused a checkpoint of this trial
+    or could not give one back: not the trial's fault, so Tune retries the trial from its
+    last checkpoint (``FailureConfig``) instead of taking it as failed."""
+
+
 def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: dict,
               settings: SharedSettings, board: Any = None) -> None:
     """Train and evaluate one configuration, reporting each evaluation to Tune.
 
     A trial that fails for its own reasons (an error in its code or configuration, a GPU
     it was promised but cannot see) reports status ``failed`` with the message and ends:
-    retrying would fail again. Tune retries only what never reaches here: a lost node or
-    a killed worker (``FailureConfig``).
+    retrying would fail again. Tune retries what is not the trial's doing (``FailureConfig``,
+    3 times): a lost node or a killed worker, which never reach here, and a storage that
+    refused a checkpoint (``StorageError``, raised on to Tune).
 
     Args:
         config: the sampled hyperparameters (Tune's trial config).
@@ -76,6 +84,8 @@ def run_trial(config: dict[str, Any], *, images: torch.Tensor, evaluator_state: 
     """
     try:
         _train_and_report(config, images, evaluator_state, settings, board)
+    except StorageError:
+        raise  # transient: Tune retries the trial from its last checkpoint
     except Exception as err:  # noqa: BLE001 - the trial's own error: reported, not retried
         message = f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]
         tune.report({"status": Status.FAILED, "message": message, **ended_scores(settings)})
@@ -111,9 +121,9 @@ def _train_and_report(config: dict[str, Any], images: torch.Tensor, evaluator_st
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # resumed, retried, or a PBT member given a better one's
-        with checkpoint.as_directory() as folder:
-            trainer.load_checkpoint(Path(folder) / TRAINER_FILE)  # keeps this trial's settings
-            progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
+        with _from_storage(checkpoint) as folder:
+            trainer.load_checkpoint(folder / TRAINER_FILE)  # keeps this trial's settings
+            progress = json.loads((folder / PROGRESS_FILE).read_text())
         copied = note_exploit(progress, me, trainer)
 
     resumed_from = trainer.step  # > 0 when Tune restored this trial (resume, lost node)
@@ -165,8 +175,25 @@ def _evaluate_and_report(trainer: GANTrainer, evaluator: Evaluator, progress: di
         trainer.save_generator(Path(folder) / GENERATOR_FILE)
         trainer.save_grid(Path(folder) / GRID_FILE)
         (Path(folder) / PROGRESS_FILE).write_text(json.dumps(progress))
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        try:  # Tune copies the folder to the search's storage here
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        except Exception as err:  # noqa: BLE001 - the storage's error, whatever its kind
+            raise StorageError(f"the search's storage refused this trial's checkpoint at step "
+                               f"{trainer.step}: {type(err).__name__}: {err}") from err
     return float(scores["fid_lite"])
+
+
+@contextlib.contextmanager
+def _from_storage(checkpoint: Any) -> Iterator[Path]:
+    """A checkpoint's folder here (downloaded when the storage is remote); a storage that
+    cannot give it back raises ``StorageError`` (retried), not the trial's own error."""
+    with contextlib.ExitStack() as stack:
+        try:
+            folder = Path(stack.enter_context(checkpoint.as_directory()))
+        except Exception as err:  # noqa: BLE001 - the storage's error, whatever its kind
+            raise StorageError(f"the search's storage could not give back the checkpoint "
+                               f"{checkpoint.path}: {type(err).__name__}: {err}") from err
+        yield folder
 
 
 class _Poster:

@@ -74,8 +74,9 @@ def run_config(name: str, storage: str, callbacks: list, keep: int = 1) -> Any:
         checkpoint_config=tune.CheckpointConfig(
             num_to_keep=keep, checkpoint_score_attribute="fid_lite",
             checkpoint_score_order="min"),  # the best ones (plus the latest, for resume)
-        # a trial whose node dies is retried from its latest checkpoint (3 times at most);
-        # a trial's own errors are reported by the trial and never reach this
+        # a trial whose node dies, or whose checkpoint the storage refused, is retried from
+        # its latest checkpoint (3 times at most); a trial's own errors are reported by the
+        # trial and never reach this
         failure_config=tune.FailureConfig(max_failures=3))
 
 
