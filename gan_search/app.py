@@ -117,6 +117,121 @@ def run_search(config: SearchConfig, resume: bool = False, callbacks: list | Non
                           tracker=tracker if track else None)
 
 
+def score_search(name: str, *, n: int | None = None, weights: str | None = None,
+                 runs_dir: str = "gan_search_runs", storage: str | None = None,
+                 tracking_uri: str | None = None) -> dict[str, Any]:
+    """The FID and KID of papers of a finished search's confirmation (every fresh-seed run
+    of the winner, the baseline and the other confirmed configurations; N samples each,
+    against the first N of the search's held-out reference; ``weights``: the FID Inception
+    weights, else torch-fidelity's cache). Written to ``<search>/confirm/standard_fid.json``
+    and, when the search was tracked, logged on its MLflow parent run (``standard_fid``,
+    ``standard_kid`` of the winner, ``..._baseline`` of the baseline). The table."""
+    from gan_search.engine.data import load_splits
+    from gan_search.engine.metrics.standard import check_standard, standard_scorer
+    from gan_search.hpo.driver.names import check_name, check_storage
+    from gan_search.hpo.driver.paths import CONFIRM_DIR, folder_of
+    from gan_search.hpo.outcome import standard_fid
+
+    check_storage(storage)
+    folder = folder_of(check_name(name), runs_dir, storage)
+    summary = standard_fid.confirmation_of(folder, name)
+    check_standard(weights)
+    data = summary.get("data") or _space_data(summary["space"], name)
+    splits = load_splits(data["source"], data["image_size"], data["channels"], data["options"],
+                         data["eval_samples"])
+    available = len(splits.reference.images)
+    n = n or min(data["eval_samples"], available)
+    if not 2 <= n <= available:
+        raise ConfigError(f"--n {n}: must lie in 2..{available} (the held-out reference, "
+                          f"{splits.description})")
+    reference = splits.reference.images[:n]
+    with standard_scorer(reference, weights) as score:
+        table = standard_fid.score_confirmation(summary, folder, score, n, {
+            "reference": f"the first {n} of {splits.description}",
+            "weights": weights or "torch-fidelity's cached download"})
+    _record_standard_fid(table, runs_dir, tracking_uri,
+                         folder / CONFIRM_DIR / standard_fid.STANDARD_FID_FILE)
+    return table
+
+
+def standard_fid_lines(table: dict[str, Any]) -> list[str]:
+    """What ``gan-search score --search`` prints of ``score_search``'s table."""
+    from gan_search.hpo.outcome.standard_fid import table_lines
+
+    where = table.get("mlflow_run")
+    return table_lines(table) + [f"logged on the search's MLflow run {where}" if where else
+                                 "(the search was not tracked in MLflow: nothing logged there)"]
+
+
+def score_images(images_path: str, spec: SearchSpec, config: Any, source: str,
+                 options: dict[str, Any], *, n: int | None = None, extractor: str = "auto",
+                 inception_weights: str | None = None, standard_fid: bool = False,
+                 fid_weights: str | None = None,
+                 warn: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generated images (a folder, a .npy or .pt array) scored against a space's held-out
+    reference: FID-lite and the other scores, and with ``standard_fid`` the FID and KID of
+    papers; the scores, with what was compared."""
+    from gan_search.engine.data import load_splits, read_images
+    from gan_search.engine.metrics import Evaluator
+    from gan_search.engine.metrics.evaluator import GENERATED_PER_REFERENCE, generated_for
+
+    images, notes = read_images(images_path, config.image_size, config.channels)
+    for note in notes:
+        warn(f"{images_path}: {note}")
+    splits = load_splits(source, config.image_size, config.channels, options,
+                         spec.budget.eval_samples)
+    n = n or min(spec.budget.eval_samples, len(splits.reference.images))
+    if n < 10:
+        raise ConfigError(f"--n {n}: at least 10 samples are needed for the k-NN metrics")
+    wanted = generated_for(n)  # what FID-lite compares with the N reference images
+    if len(images) < wanted:
+        raise ConfigError(f"{images_path} has {len(images)} images, fewer than the {wanted} "
+                          f"(for N={n}) that the {spec.name} scores use; generate more, or pass "
+                          f"--n {len(images) // GENERATED_PER_REFERENCE} (scores are only "
+                          "comparable at the same N)")
+    if n > len(splits.reference.images):
+        raise ConfigError(f"--n {n}: the held-out reference ({splits.description}) has only "
+                          f"{len(splits.reference.images)} images; pass --n "
+                          f"{len(splits.reference.images)} or less")
+    evaluator = Evaluator.for_splits(splits, n, extractor=extractor,
+                                     inception_weights=inception_weights)
+    scores = evaluator.score(images)
+    if standard_fid:
+        from gan_search.engine.metrics.standard import standard_scores
+
+        scores.update(standard_scores(images, splits.reference.images[:n], fid_weights))
+    return {**scores, "space": spec.name, "images": str(images_path),
+            "reference": splits.description}
+
+
+def _space_data(space: str, name: str) -> dict[str, Any]:
+    """What a search's scores were against, for a summary written before it said so: its
+    shipped space's data."""
+    from gan_search.core.space import list_spaces, load_space
+
+    if space not in list_spaces():
+        raise ConfigError(f"--search {name}: its summary does not say which data it was "
+                          f"scored against and {space!r} is not a shipped space")
+    spec = load_space(space)
+    return {"source": spec.data.source, "options": dict(spec.data.options),
+            "image_size": spec.data.size, "channels": spec.data.channels,
+            "eval_samples": spec.budget.eval_samples}
+
+
+def _record_standard_fid(table: dict[str, Any], runs_dir: str, tracking_uri: str | None,
+                         file: Path) -> None:
+    from gan_search.tracking import record_on_search
+
+    metrics = {}
+    for candidate in table["candidates"]:
+        roles = ["_baseline"] * candidate["baseline"] + [""] * (candidate["trial_id"] ==
+                                                               table["winner"])
+        for role in roles if candidate["fid_mean"] is not None else ():
+            metrics.update({f"standard_fid{role}": candidate["fid_mean"],
+                            f"standard_kid{role}": candidate["kid_mean"]})
+    table["mlflow_run"] = record_on_search(runs_dir, tracking_uri, table["search"], metrics, file)
+
+
 @contextlib.contextmanager
 def generator_file(*, search: str | None = None, run: str | None = None,
                    checkpoint: str | None = None, runs_dir: str = "gan_search_runs",

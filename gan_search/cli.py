@@ -149,38 +149,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    """Score generated images against a space's real data; JSON on stdout."""
+    """Score generated images against a space's real data (JSON on stdout); with --search,
+    a finished search's confirmation with the FID of papers (a table)."""
+    from gan_search import app
+
+    if args.search is not None:
+        if not args.standard_fid:
+            raise ConfigError("--search scores a search's confirmation with the FID of papers: "
+                              "add --standard-fid (its FID-lite is in the search's leaderboard)")
+        table = app.score_search(args.search, n=args.n, weights=args.fid_weights,
+                                 runs_dir=args.runs_dir, storage=args.storage,
+                                 tracking_uri=args.tracking_uri)
+        print("\n".join(app.standard_fid_lines(table)))
+        return 0
     spec, config, source, options = _prepare(args.space, [], None, args.data)
-    from gan_search.engine.data import load_splits, read_images
-    from gan_search.engine.metrics import Evaluator
-    from gan_search.engine.metrics.evaluator import GENERATED_PER_REFERENCE, generated_for
-
-    images, notes = read_images(args.images, config.image_size, config.channels)
-    for note in notes:
-        print(f"gan-search: warning: {args.images}: {note}", file=sys.stderr)
-    splits = load_splits(source, config.image_size, config.channels, options,
-                         spec.budget.eval_samples)
-    n = args.n or min(spec.budget.eval_samples, len(splits.reference.images))
-    if n < 10:
-        raise ConfigError(f"--n {n}: at least 10 samples are needed for the k-NN metrics")
-    wanted = generated_for(n)  # what FID-lite compares with the N reference images
-    if len(images) < wanted:
-        raise ConfigError(f"{args.images} has {len(images)} images, fewer than the {wanted} "
-                          f"(for N={n}) that the {spec.name} scores use; generate more, or pass "
-                          f"--n {len(images) // GENERATED_PER_REFERENCE} (scores are only "
-                          "comparable at the same N)")
-    if n > len(splits.reference.images):
-        raise ConfigError(f"--n {n}: the held-out reference ({splits.description}) has only "
-                          f"{len(splits.reference.images)} images; pass --n "
-                          f"{len(splits.reference.images)} or less")
-    evaluator = Evaluator.for_splits(splits, n, extractor=args.extractor,
-                                     inception_weights=args.inception_weights)
-    scores = evaluator.score(images)
-    if args.standard_fid:
-        from gan_search.engine.metrics.standard import standard_scores
-
-        scores.update(standard_scores(images, splits.reference.images[:n], args.fid_weights))
-    scores.update(space=spec.name, images=str(args.images), reference=splits.description)
+    scores = app.score_images(
+        args.images, spec, config, source, options, n=args.n, extractor=args.extractor,
+        inception_weights=args.inception_weights, standard_fid=args.standard_fid,
+        fid_weights=args.fid_weights,
+        warn=lambda line: print(f"gan-search: warning: {line}", file=sys.stderr))
     print(json.dumps(scores, indent=2))
     return 0
 
@@ -361,11 +348,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "cluster/setup-node.sh sets, else RUNS_DIR/tune)")
     run.add_argument(*OPTUNA_STORAGE[0], **OPTUNA_STORAGE[1])
     run.set_defaults(func=cmd_run)
-    score = sub.add_parser("score", parents=[common["space"]],
-                           help="score generated images against a space's real data")
-    score.add_argument("--images", required=True, metavar="PATH",
-                       help="folder of images, or a .npy/.pt uint8 array")
-    score.add_argument("--n", type=int, help="sample count N (default: the space's eval_samples)")
+    score = sub.add_parser("score", parents=[common["space"], common["store"]],
+                           help="score generated images against a space's real data, or a "
+                                "finished search's confirmation with the FID of papers")
+    scored = score.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--images", metavar="PATH", help="folder of images, or a .npy/.pt "
+                                                         "uint8 array")
+    scored.add_argument("--search", metavar="NAME", help="a finished search: every fresh-seed "
+                        "run of its confirmation, with --standard-fid")
+    score.add_argument("--storage", default=os.environ.get("GAN_SEARCH_STORAGE"),
+                       help="the search's --storage, if it used one")
+    score.add_argument("--n", type=int, help="sample count N (default: the space's "
+                       "eval_samples; with --search, the search's)")
     score.add_argument("--extractor", default="auto",
                        choices=[e.value for e in EXTRACTORS],
                        help="feature network (default: randconv by image size)")

@@ -1,5 +1,5 @@
 """What many tests need, written once: a tiny space with overrides, the CLI run in-process
-or as the installed command, the MLflow runs of a search, a free port."""
+or as the installed command, the MLflow runs of a search, a free port, FID weights."""
 
 from __future__ import annotations
 
@@ -149,3 +149,28 @@ def interrupt(command, when):
     rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, "".join(seen) + rest
     return "".join(seen) + rest
+
+
+def random_fid_weights(path):
+    """The standard FID network's state dict (1008-class head) with random weights, as a
+    file at ``path`` (the real weights are a download; the architecture is torch-fidelity's)."""
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    empty = path.with_name("empty.pth")
+    torch.save({}, empty)
+    loading = FeatureExtractorInceptionV3.load_state_dict
+    FeatureExtractorInceptionV3.load_state_dict = lambda self, state, *a, **k: None
+    try:
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                          feature_extractor_weights_path=str(empty))
+    finally:
+        FeatureExtractorInceptionV3.load_state_dict = loading
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():  # He-initialised: the features neither vanish nor explode
+        if isinstance(module, torch.nn.Conv2d):
+            fan_in = module.weight[0].numel()
+            module.weight.data = torch.randn(module.weight.shape, generator=generator) * \
+                (2 / fan_in) ** 0.5
+    torch.save(net.state_dict(), path)
+    return path

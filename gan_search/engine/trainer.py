@@ -407,6 +407,16 @@ def grid_image(images: torch.Tensor, nrow: int, padding: int = 2) -> Image.Image
     return Image.fromarray(canvas.permute(1, 2, 0).numpy())
 
 
+def generate(gen: torch.nn.Module, config: TrainConfig, n: int, seed: int = 0,
+             batch: int = 256) -> torch.Tensor:
+    """n uint8 images (n, C, H, W) from a loaded generator (``models.load_generator``), its
+    noise drawn from ``seed``, in batches of ``batch`` (as a trainer samples)."""
+    noise = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return torch.cat([to_uint8(gen(draw_noise(min(batch, n - start), config, noise, "cpu")))
+                          for start in range(0, n, batch)])
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] -> uint8 in [0, 255]."""
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

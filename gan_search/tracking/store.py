@@ -172,3 +172,22 @@ def logged_grid_steps(client: MlflowClient, run_id: str, key: str = "samples") -
     prefix = f"{key}+step+"
     return sorted(int(name[len(prefix):].split("+")[0]) for name in names
                   if name.startswith(prefix) and name.endswith(".png"))
+
+
+def record_on_search(runs_dir: str, tracking_uri: str | None, name: str,
+                     metrics: dict[str, float], file: Path) -> str | None:
+    """Log what was measured of a finished search afterwards (the standard FID of its
+    confirmation) on its parent run: ``metrics`` and ``file`` (under ``confirm/``). The
+    run's id; None when the store holds no such search (it ran untracked)."""
+    uri = tracking_uri or store_paths(runs_dir)[0]
+    if not tracking_uri and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None
+    client = MlflowClient(uri)
+    parents = [p for p in searches(client) if p.data.tags.get(SEARCH_TAG) == name]
+    if not parents:
+        return None
+    run_id = parents[0].info.run_id
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    client.log_artifact(run_id, str(file), "confirm")
+    return run_id

@@ -10,32 +10,9 @@ import torch
 
 from gan_search.engine.data import load_splits
 from gan_search.engine.export import write_images
-from helpers import cli, space_file, tiny_space
+from helpers import cli, random_fid_weights, space_file, tiny_space
 
 torch_fidelity = pytest.importorskip("torch_fidelity")  # the `fid` extra (in `test`)
-
-
-def random_fid_weights(path):
-    """The standard FID network's state dict (1008-class head) with random weights."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    empty = path.with_name("empty.pth")
-    torch.save({}, empty)
-    loading = FeatureExtractorInceptionV3.load_state_dict
-    FeatureExtractorInceptionV3.load_state_dict = lambda self, state, *a, **k: None
-    try:
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                          feature_extractor_weights_path=str(empty))
-    finally:
-        FeatureExtractorInceptionV3.load_state_dict = loading
-    generator = torch.Generator().manual_seed(0)
-    for module in net.modules():  # He-initialised: the features neither vanish nor explode
-        if isinstance(module, torch.nn.Conv2d):
-            fan_in = module.weight[0].numel()
-            module.weight.data = torch.randn(module.weight.shape, generator=generator) * \
-                (2 / fan_in) ** 0.5
-    torch.save(net.state_dict(), path)
-    return path
 
 
 def generated_folder(tmp_path, count=20):

@@ -9,7 +9,10 @@ its first download. Offline without either: one line saying how to get them.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 
@@ -30,6 +33,17 @@ def weights_file(path: str | Path | None) -> Path:
     return found
 
 
+def check_standard(weights: str | Path | None) -> str:
+    """The weights file the standard FID would use (one line when torch-fidelity or the
+    weights are missing): checked before any slow step."""
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise ConfigError("the standard FID needs torch-fidelity: pip install "
+                          "'gan-search[fid]'") from None
+    return str(weights_file(weights))
+
+
 class _Images(torch.utils.data.Dataset):
     """uint8 images (N, C, H, W) as torch-fidelity reads them: 3 channels."""
 
@@ -46,15 +60,28 @@ class _Images(torch.utils.data.Dataset):
 def standard_scores(generated: torch.Tensor, reference: torch.Tensor,
                     weights: str | Path | None = None) -> dict[str, float]:
     """FID and KID (torch-fidelity's) of ``generated`` against ``reference`` (uint8)."""
-    try:
-        import torch_fidelity
-    except ImportError:
-        raise ConfigError("the standard FID needs torch-fidelity: pip install "
-                          "'gan-search[fid]'") from None
-    metrics = torch_fidelity.calculate_metrics(
-        input1=_Images(generated), input2=_Images(reference), fid=True, kid=True,
-        kid_subset_size=min(1000, len(generated), len(reference)),
-        feature_extractor_weights_path=str(weights_file(weights)), cuda=False,
-        verbose=False, save_cpu_ram=True, cache=False)
-    return {"fid": float(metrics["frechet_inception_distance"]),
-            "kid_standard": float(metrics["kernel_inception_distance_mean"])}
+    with standard_scorer(reference, weights) as score:
+        return score(generated)
+
+
+@contextlib.contextmanager
+def standard_scorer(reference: torch.Tensor, weights: str | Path | None = None
+                    ) -> Iterator[Callable[[torch.Tensor], dict[str, float]]]:
+    """A scorer of many generated sets against one reference: its FID and KID, the
+    reference's features computed once (torch-fidelity's cache, in a folder that lives as long
+    as the context). The library and the weights are checked on entry."""
+    path = check_standard(weights)
+    import torch_fidelity
+
+    with tempfile.TemporaryDirectory(prefix="gan-search-fid-") as cache:
+        def score(generated: torch.Tensor) -> dict[str, float]:
+            metrics = torch_fidelity.calculate_metrics(
+                input1=_Images(generated), input2=_Images(reference), fid=True, kid=True,
+                kid_subset_size=min(1000, len(generated), len(reference)),
+                feature_extractor_weights_path=path, cuda=torch.cuda.is_available(),
+                verbose=False, save_cpu_ram=True, cache=True, cache_root=cache,
+                input2_cache_name="reference")
+            return {"fid": float(metrics["frechet_inception_distance"]),
+                    "kid_standard": float(metrics["kernel_inception_distance_mean"])}
+
+        yield score

@@ -43,6 +43,9 @@ def _summary_json(outcome: SearchOutcome, config: SearchConfig) -> dict[str, Any
         "name": outcome.name, "space": config.spec.name,
         "objectives": list(config.spec.objectives), "score_keys": outcome.score_keys,
         "seconds": outcome.seconds, "interrupted": outcome.interrupted,
+        "data": {"source": config.data_source, "options": dict(config.data_options),
+                 "image_size": config.image_size, "channels": config.channels,
+                 "eval_samples": config.eval_samples},  # what its scores were against
         "best": outcome.best.trial_id if outcome.best else None,
         "trials": [_row_json(r) for r in outcome.rows],
         "confirmation": None if outcome.confirmation is None else [
