@@ -209,10 +209,10 @@ def test_a_pbt_search_survives_losing_a_worker(cluster, tmp_path):
     ray_cluster, workers = cluster
     doomed = workers[0].node_id
     outcome = run_losing_a_worker(ray_cluster, workers, search(
-        tmp_path, "fault-pbt", trials=4, iters=120, eval_every=20, strategy="pbt",
+        tmp_path, "fault-pbt", trials=4, iters=80, eval_every=20, strategy="pbt",
         address=ray_cluster.address))  # a cluster search, as `--address` makes one
     assert len({r.trial_id for r in outcome.rows}) == len(outcome.rows) == 4
-    assert all(r.status == "finished" and r.metrics["step"] == 120 for r in outcome.rows), \
+    assert all(r.status == "finished" and r.metrics["step"] == 80 for r in outcome.rows), \
         [(r.status, r.error) for r in outcome.rows]
     assert all(r.metrics["node_id"] != doomed for r in outcome.rows)
     _, _, children = search_runs(str(tmp_path), "fault-pbt")
