@@ -10,8 +10,11 @@ spaces and baseline it uses): per dataset and seed, with the same total budget B
   spends less (ASHA stops trials), which its ``spent`` says. Each delivers its winner's
   generator, trained one trial's length;
 - ``baseline-whole``: the baseline configuration trained once for the whole budget B on
-  the same fresh seed (1001), evaluated every ``eval_every`` iterations, its best
-  evaluation kept (the search's rule for a run's best checkpoint): what a tutorial user does.
+  a fresh seed of its own per verdict seed (1001 + seed: seed 0 trains on 1001, the seed
+  the budget's final runs use; the other seeds bring the baseline's own seed-to-seed spread
+  into the verdict, where one seed for all would repeat one run), evaluated every
+  ``eval_every`` iterations, its best evaluation kept (the search's rule for a run's best
+  checkpoint): what a tutorial user does.
 
 Both generators are then scored the same way, in two feature spaces, on the held-out
 reference: FID-lite (the search's score: ``eval_samples`` x 2 generated images, seed 0) and
@@ -44,7 +47,7 @@ VARIANTS = {"digits-hard-16": (16, 200, 10, 400, 12800),
             "photos-32": (32, 200, 10, 400, 12800)}
 QUICK = {"digits-hard-16": (16, 20, 4, 64, 480), "photos-32": (32, 20, 4, 64, 480)}
 PHOTOS = 2100  # crops of the shipped photographs (balance.py), as the score-noise benchmark
-FRESH = 1001  # the fresh seed of both long runs: never a search trial's
+FRESH = 1001  # the baseline-whole arm's seed is FRESH + verdict seed: never a search trial's
 SETS = 3  # generated sets each delivered generator is scored on
 KEPT = Path(tempfile.gettempdir()) / "gan-search-budget-verdict"  # the scored generators
 TRIALS = 14  # trials of the searches without a budget (B / 16 iterations each)
@@ -157,8 +160,9 @@ def search_arm(spec, folder: Path, seed: int, budget: int, arm: str, evaluator, 
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def baseline_arm(spec, splits, budget: int, evaluator, check) -> dict:
-    """The baseline trained ``budget`` iterations on the fresh seed; its best evaluation."""
+def baseline_arm(spec, splits, budget: int, seed: int, evaluator, check) -> dict:
+    """The baseline trained ``budget`` iterations on the fresh seed FRESH + ``seed``; its
+    best evaluation."""
     import torch
 
     from gan_search.core.config import config_from_space
@@ -167,7 +171,7 @@ def baseline_arm(spec, splits, budget: int, evaluator, check) -> dict:
     torch.set_num_threads(2)  # alone on the machine's two cores, as the search's two trials
     every = spec.budget.eval_every
     config = config_from_space(spec, {**spec.baseline.values, "iters": budget,
-                                      "eval_every": every, "seed": FRESH})
+                                      "eval_every": every, "seed": FRESH + seed})
     trainer, best, best_state = GANTrainer(config, splits.train.images, device="cpu"), math.inf, None
     started = time.perf_counter()
     while trainer.step < budget:
@@ -202,7 +206,7 @@ def main(variant: str, seeds: int, log: Path, quick: bool = False) -> None:
                 for arm in arms:
                     if (variant, seed, arm) in done:
                         continue
-                    result = baseline_arm(spec, splits, budget, evaluator, check) \
+                    result = baseline_arm(spec, splits, budget, seed, evaluator, check) \
                         if arm == "baseline-whole" else \
                         search_arm(spec, folder, seed, budget, arm, evaluator, check)
                     record = {"variant": variant, "seed": seed, "arm": arm, "budget": budget,
