@@ -131,6 +131,7 @@ def score_search(name: str, *, n: int | None = None, weights: str | None = None,
     from gan_search.hpo.driver.names import check_name, check_storage
     from gan_search.hpo.driver.paths import CONFIRM_DIR, folder_of
     from gan_search.hpo.outcome import standard_fid
+    from gan_search.tracking import record_on_search
 
     check_storage(storage)
     folder = folder_of(check_name(name), runs_dir, storage)
@@ -149,8 +150,9 @@ def score_search(name: str, *, n: int | None = None, weights: str | None = None,
         table = standard_fid.score_confirmation(summary, folder, score, n, {
             "reference": f"the first {n} of {splits.description}",
             "weights": weights or "torch-fidelity's cached download"})
-    _record_standard_fid(table, runs_dir, tracking_uri,
-                         folder / CONFIRM_DIR / standard_fid.STANDARD_FID_FILE)
+    table["mlflow_run"] = record_on_search(
+        runs_dir, tracking_uri, name, standard_fid.metrics_of(table),
+        folder / CONFIRM_DIR / standard_fid.STANDARD_FID_FILE)
     return table
 
 
@@ -207,29 +209,14 @@ def score_images(images_path: str, spec: SearchSpec, config: Any, source: str,
 def _space_data(space: str, name: str) -> dict[str, Any]:
     """What a search's scores were against, for a summary written before it said so: its
     shipped space's data."""
+    from gan_search.core.config import search_config
     from gan_search.core.space import list_spaces, load_space
+    from gan_search.hpo.outcome.summary import data_of
 
     if space not in list_spaces():
         raise ConfigError(f"--search {name}: its summary does not say which data it was "
                           f"scored against and {space!r} is not a shipped space")
-    spec = load_space(space)
-    return {"source": spec.data.source, "options": dict(spec.data.options),
-            "image_size": spec.data.size, "channels": spec.data.channels,
-            "eval_samples": spec.budget.eval_samples}
-
-
-def _record_standard_fid(table: dict[str, Any], runs_dir: str, tracking_uri: str | None,
-                         file: Path) -> None:
-    from gan_search.tracking import record_on_search
-
-    metrics = {}
-    for candidate in table["candidates"]:
-        roles = ["_baseline"] * candidate["baseline"] + [""] * (candidate["trial_id"] ==
-                                                               table["winner"])
-        for role in roles if candidate["fid_mean"] is not None else ():
-            metrics.update({f"standard_fid{role}": candidate["fid_mean"],
-                            f"standard_kid{role}": candidate["kid_mean"]})
-    table["mlflow_run"] = record_on_search(runs_dir, tracking_uri, table["search"], metrics, file)
+    return data_of(search_config(load_space(space), name=name))
 
 
 @contextlib.contextmanager

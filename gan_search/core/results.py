@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from gan_search.core.vocabulary import TRAINED, Status
@@ -26,6 +27,21 @@ def checkpoint_uri(checkpoint: Any) -> str:
     again (Tune's checkpoint paths on s3://... storage carry no scheme)."""
     kind = checkpoint.filesystem.type_name
     return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path.lstrip('/')}"
+
+
+def read_checkpoint_file(checkpoint: Any, name: str) -> bytes:
+    """One file of a checkpoint (a ``tune.Checkpoint``, its URI or a local folder), read
+    alone through the checkpoint's own filesystem (local, or s3://...); FileNotFoundError
+    when it has no such file."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint, str):
+        fs, base = pyarrow.fs.FileSystem.from_uri(checkpoint if "://" in checkpoint
+                                                  else Path(checkpoint).resolve().as_uri())
+    else:
+        fs, base = checkpoint.filesystem, checkpoint.path
+    with fs.open_input_file(f"{base.rstrip('/')}/{name}") as f:
+        return f.read()
 
 
 def of_current_weights(scored: list, final: dict[str, Any]) -> list:

@@ -22,9 +22,9 @@ from ray.tune import Callback
 from gan_search.core.config import TRAINING_SETTINGS
 from gan_search.core.restorable import Restorable
 from gan_search.core.results import (GENERATOR_FILE, GRID_FILE, SearchOutcome, checkpoint_uri,
-                                     trial_status)
+                                     read_checkpoint_file, trial_status)
 from gan_search.core.vocabulary import Status
-from gan_search.tracking.checkpoints import best_checkpoint, read_file
+from gan_search.tracking.checkpoints import best_checkpoint
 from gan_search.tracking.ledger import Ledger
 from gan_search.tracking.recorder import Recorder
 from gan_search.tracking.tags import LINEAGE_TAG, NODE_TAG
@@ -176,7 +176,7 @@ class MlflowTracker(Callback, Restorable):
         trial_id, config = trial.trial_id, dict(trial.config or {})
         step = int((trial.last_result or {}).get("step", 0))
         try:
-            data = read_file(checkpoint, GRID_FILE)
+            data = read_checkpoint_file(checkpoint, GRID_FILE)
         except OSError:
             return
         path = self.ledger.grid_file(trial_id, step)

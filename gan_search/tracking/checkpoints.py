@@ -1,6 +1,6 @@
 """The few files of a Tune checkpoint that MLflow records need, read alone from any storage
-(local, or s3://... through the checkpoint's own filesystem): the sample grid and the
-generator; never the full trainer state."""
+(``core.results.read_checkpoint_file``): the sample grid and the generator; never the full
+trainer state."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from gan_search.core.results import GENERATOR_FILE, GRID_FILE, best_checkpoint_of
+from gan_search.core.results import (GENERATOR_FILE, GRID_FILE, best_checkpoint_of,
+                                     read_checkpoint_file)
 
 
 def best_checkpoint(trial: Any) -> Any:
@@ -21,19 +22,6 @@ def best_checkpoint(trial: Any) -> Any:
                               getattr(trial, "last_result", None) or {})
 
 
-def read_file(checkpoint: Any, name: str) -> bytes:
-    """One file of a checkpoint (a ``tune.Checkpoint`` or its URI), without the others."""
-    import pyarrow.fs
-
-    if isinstance(checkpoint, str):
-        fs, base = pyarrow.fs.FileSystem.from_uri(checkpoint if "://" in checkpoint
-                                                  else Path(checkpoint).resolve().as_uri())
-    else:
-        fs, base = checkpoint.filesystem, checkpoint.path
-    with fs.open_input_file(f"{base.rstrip('/')}/{name}") as f:
-        return f.read()
-
-
 def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
     """The best checkpoint's generator (weights, config, step: loads with weights_only) and
     grid as ``checkpoint/`` artifacts, read alone from the checkpoint."""
@@ -41,5 +29,5 @@ def log_generator(client: MlflowClient, run_id: str, checkpoint: Any) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         for name in (GENERATOR_FILE, GRID_FILE):
-            (Path(folder) / name).write_bytes(read_file(checkpoint, name))
+            (Path(folder) / name).write_bytes(read_checkpoint_file(checkpoint, name))
             client.log_artifact(run_id, str(Path(folder) / name), "checkpoint")

@@ -179,14 +179,12 @@ def record_on_search(runs_dir: str, tracking_uri: str | None, name: str,
     """Log what was measured of a finished search afterwards (the standard FID of its
     confirmation) on its parent run: ``metrics`` and ``file`` (under ``confirm/``). The
     run's id; None when the store holds no such search (it ran untracked)."""
-    uri = tracking_uri or store_paths(runs_dir)[0]
-    if not tracking_uri and not Path(uri.removeprefix("sqlite:///")).is_file():
+    try:
+        uri = tracking_uri or require_store(runs_dir)
+        client = MlflowClient(uri)
+        run_id = find_search(client, name, uri).info.run_id
+    except ConfigError:  # no store, or no such search in it
         return None
-    client = MlflowClient(uri)
-    parents = [p for p in searches(client) if p.data.tags.get(SEARCH_TAG) == name]
-    if not parents:
-        return None
-    run_id = parents[0].info.run_id
     for key, value in metrics.items():
         client.log_metric(run_id, key, value)
     client.log_artifact(run_id, str(file), "confirm")

@@ -12,21 +12,20 @@ checkpoint) counts as the worst, as it does in the confirmation. The table is wr
 
 from __future__ import annotations
 
-import contextlib
+import io
 import json
 import math
 import statistics
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from gan_search.core.errors import ConfigError
 from gan_search.core.files import write_text_atomic
-from gan_search.core.results import GENERATOR_FILE
+from gan_search.core.results import GENERATOR_FILE, read_checkpoint_file
 from gan_search.hpo.driver.paths import CONFIRM_DIR, LEADERBOARD_FILE
-from gan_search.hpo.outcome.noise import rank_labels
+from gan_search.hpo.outcome.noise import TIE_SIGMAS, rank_labels
 
 STANDARD_FID_FILE = "standard_fid.json"  # in <search folder>/confirm/
 NOISE_SEED = 0  # every run samples from the same noise
@@ -59,10 +58,10 @@ def score_confirmation(summary: dict[str, Any], folder: Path,
         runs = []
         for run in confirmed["runs"]:
             scores: dict[str, Any] = {"fid": None, "kid_standard": None}
-            with _generator_of(run.get("checkpoint")) as path:
-                if path is not None:
-                    generator, config, _ = load_generator(path)
-                    scores = score(generate(generator, config, n, NOISE_SEED))
+            file = _generator_of(run.get("checkpoint"))
+            if file is not None:
+                generator, config, _ = load_generator(file)
+                scores = score(generate(generator, config, n, NOISE_SEED))
             runs.append({"trial_id": run["trial_id"], "seed": run["seed"],
                          "status": run["status"], **scores})
         candidates.append(_summarised(confirmed, runs))
@@ -77,26 +76,15 @@ def score_confirmation(summary: dict[str, Any], folder: Path,
     return table
 
 
-@contextlib.contextmanager
-def _generator_of(checkpoint: str | None) -> Iterator[Path | None]:
-    """A run's generator file here (downloaded when the checkpoint is on remote storage,
-    s3://...); None when the run has none."""
+def _generator_of(checkpoint: str | None) -> Any:
+    """A run's generator file, read alone from its checkpoint (a local folder, or fetched
+    from remote storage, s3://...); None when the run has none."""
     if not checkpoint:
-        yield None
-    elif "://" in checkpoint:
-        import pyarrow.fs
-
-        filesystem, base = pyarrow.fs.FileSystem.from_uri(checkpoint)
-        if filesystem.get_file_info(f"{base}/{GENERATOR_FILE}").type != pyarrow.fs.FileType.File:
-            yield None
-            return
-        with tempfile.TemporaryDirectory(prefix="gan-search-generator-") as folder:
-            pyarrow.fs.copy_files(f"{base}/{GENERATOR_FILE}", f"{folder}/{GENERATOR_FILE}",
-                                  source_filesystem=filesystem)
-            yield Path(folder) / GENERATOR_FILE
-    else:
-        path = Path(checkpoint) / GENERATOR_FILE
-        yield path if path.is_file() else None
+        return None
+    try:
+        return io.BytesIO(read_checkpoint_file(checkpoint, GENERATOR_FILE))
+    except FileNotFoundError:
+        return None
 
 
 def _summarised(confirmed: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,6 +99,21 @@ def _summarised(confirmed: dict[str, Any], runs: list[dict[str, Any]]) -> dict[s
             "fid_stderr": spread / math.sqrt(len(fids)) if whole and len(fids) > 1 else None,
             "kid_mean": statistics.fmean(r["kid_standard"] for r in runs) if whole else None,
             "fid_lite_mean": confirmed["mean"], "runs": runs}
+
+
+def metrics_of(table: dict[str, Any]) -> dict[str, float]:
+    """What the search's MLflow run records of the table: the winner's mean FID and KID
+    (``standard_fid``, ``standard_kid``) and the baseline's (``..._baseline``)."""
+    metrics = {}
+    for candidate in table["candidates"]:
+        if candidate["fid_mean"] is None:
+            continue
+        roles = ["_baseline"] * candidate["baseline"] + \
+            [""] * (candidate["trial_id"] == table["winner"])
+        for role in roles:
+            metrics.update({f"standard_fid{role}": candidate["fid_mean"],
+                            f"standard_kid{role}": candidate["kid_mean"]})
+    return metrics
 
 
 def _or_inf(value: float | None) -> float:
@@ -134,8 +137,8 @@ def table_lines(table: dict[str, Any]) -> list[str]:
         fid = "-" if c["fid_mean"] is None else f"{c['fid_mean']:.2f} ± {c['fid_std']:.2f}"
         kid = "-" if c["kid_mean"] is None else f"{c['kid_mean']:.4f}"
         lines.append(f"{c['rank']:<5} {label:<26} {fid:<33} {kid:<11} {c['fid_lite_mean']:.3f}")
-    if any(label.endswith("=") for label in (c["rank"] for c in table["candidates"])):
-        lines.append("(=: tied, means within 2 standard errors of the difference)")
+    if any(c["rank"].endswith("=") for c in table["candidates"]):
+        lines.append(f"(=: tied, means within {TIE_SIGMAS:g} standard errors of the difference)")
     if any(c["fid_mean"] is None for c in table["candidates"]):
         lines.append("(-: a run had no generator to score: it failed or diverged early)")
     return lines

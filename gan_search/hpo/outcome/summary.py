@@ -43,9 +43,7 @@ def _summary_json(outcome: SearchOutcome, config: SearchConfig) -> dict[str, Any
         "name": outcome.name, "space": config.spec.name,
         "objectives": list(config.spec.objectives), "score_keys": outcome.score_keys,
         "seconds": outcome.seconds, "interrupted": outcome.interrupted,
-        "data": {"source": config.data_source, "options": dict(config.data_options),
-                 "image_size": config.image_size, "channels": config.channels,
-                 "eval_samples": config.eval_samples},  # what its scores were against
+        "data": data_of(config),
         "best": outcome.best.trial_id if outcome.best else None,
         "trials": [_row_json(r) for r in outcome.rows],
         "confirmation": None if outcome.confirmation is None else [
@@ -58,6 +56,13 @@ def _summary_json(outcome: SearchOutcome, config: SearchConfig) -> dict[str, Any
             "arms": config.plan.arms, "final": config.plan.final, "seeds": config.plan.seeds},
         "trained_iters": outcome.spent, "delivered": outcome.delivered,
         "plots": [str(p) for p in outcome.plots]}
+
+
+def data_of(config: SearchConfig) -> dict[str, Any]:
+    """What a search's scores were against (its data, at the trials' geometry, and N)."""
+    return {"source": config.data_source, "options": dict(config.data_options),
+            "image_size": config.image_size, "channels": config.channels,
+            "eval_samples": config.eval_samples}
 
 
 def _row_json(row: TrialRow) -> dict[str, Any]:
