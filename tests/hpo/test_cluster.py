@@ -3,7 +3,6 @@ multi-node Ray cluster on this machine (head + 2 workers, one advertising a GPU)
 search across nodes, and survives losing a worker mid-search."""
 
 import os
-import threading
 
 import optuna
 import pytest
@@ -124,23 +123,24 @@ def search(tmp_path, name, trials, iters, eval_every, **config):
                          name=name, confirm=0, **config)
 
 
-DOOMED: dict[str, str] = {}
-CHECKPOINTED = threading.Event()
+DOOMED: dict = {}  # the worker to pull, from which step on, and what replaces it
 REPORTED_FROM: set[str] = set()  # the nodes trials reported from
 
 
 def _watch_doomed_node():
     """A Tune callback (module level: Tune pickles its callbacks) that notes the nodes
-    trials report from, and sets CHECKPOINTED once a trial on the doomed node has saved a
-    checkpoint past step 40."""
+    trials report from and, once a trial on the doomed node has saved a checkpoint at
+    DOOMED["after_step"] or later, replaces that node (here, in Tune's loop: Ray starts a
+    node only from the main thread)."""
     from ray.tune import Callback
 
     class WatchDoomedNode(Callback):
         def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
             result = trial.last_result or {}
             REPORTED_FROM.add(result.get("node_id"))
-            if result.get("node_id") == DOOMED.get("node_id") and result.get("step", 0) >= 40:
-                CHECKPOINTED.set()
+            if result.get("node_id") == DOOMED["node_id"] and "new" not in DOOMED and \
+                    result.get("step", 0) >= DOOMED["after_step"]:
+                DOOMED["new"] = DOOMED["replace"]()
 
         def __reduce__(self):
             return (_watch_doomed_node, ())
@@ -148,38 +148,36 @@ def _watch_doomed_node():
     return WatchDoomedNode()
 
 
-def run_losing_a_worker(ray_cluster, workers, config):
-    """Run a search; once a trial on the first worker has a checkpoint past step 40, pull
-    that worker. Afterwards the module's cluster is made whole again."""
+def run_losing_a_worker(ray_cluster, workers, config, after_step=40):
+    """Run a search; once a trial on the first worker has a checkpoint at ``after_step`` or
+    later, pull that worker, and a new one joins in its place (as the autoscaler starts one
+    for a lost node), so that the module's cluster is whole again afterwards."""
     from gan_search.app import run_search
 
     doomed = workers[0]
-    DOOMED["node_id"] = doomed.node_id
-    CHECKPOINTED.clear()
+
+    def replace():
+        ray_cluster.remove_node(doomed, allow_graceful=False)
+        return ray_cluster.add_node(num_cpus=1)
+
+    DOOMED.clear()
+    DOOMED.update(node_id=doomed.node_id, after_step=after_step, replace=replace)
     REPORTED_FROM.clear()
-    removed = threading.Event()
-
-    def remove_the_node():
-        if CHECKPOINTED.wait(timeout=180):
-            ray_cluster.remove_node(doomed, allow_graceful=False)
-            removed.set()
-
-    killer = threading.Thread(target=remove_the_node, daemon=True)
-    killer.start()
     outcome = run_search(config, log=print, callbacks=[_watch_doomed_node()])
-    killer.join(timeout=5)
-    assert removed.is_set()
-    assert REPORTED_FROM == {w.node_id for w in workers}  # both workers, never the head
-    workers[0] = ray_cluster.add_node(num_cpus=1)
+    assert "new" in DOOMED, "the doomed worker was never pulled"
+    workers[0] = DOOMED["new"]
     ray_cluster.wait_for_nodes()
+    # both first workers (and maybe the new one), never the head
+    assert {doomed.node_id, workers[1].node_id} <= REPORTED_FROM <= \
+        {doomed.node_id, *(w.node_id for w in workers)}
     return outcome
 
 
 def test_a_search_spreads_over_the_workers_and_survives_losing_one(cluster, tmp_path):
     """The head offers no CPU and each worker one: two trials at a time run one on each
     worker. Once a trial on one worker has a checkpoint past step 40 that worker is pulled:
-    FailureConfig(max_failures=3) retries its trial from its latest checkpoint on the node
-    still up, and MLflow holds every trial once, every evaluation once."""
+    FailureConfig(max_failures=3) retries its trial from its latest checkpoint on a node
+    that is up, and MLflow holds every trial once, every evaluation once."""
     ray_cluster, workers = cluster
     doomed = workers[0]
     outcome = run_losing_a_worker(ray_cluster, workers, search(
@@ -201,18 +199,19 @@ def test_a_search_spreads_over_the_workers_and_survives_losing_one(cluster, tmp_
 
 
 def test_a_pbt_search_survives_losing_a_worker(cluster, tmp_path):
-    """PBT with a worker pulled mid-search: the member there is retried from its latest
-    checkpoint (its own or one it copied) on the worker still up; the population stays the
-    four members it was and every one trains to the end. (With Tune's actor reuse, a
-    paused member was handed its old actor on the lost node and failed: on a cluster PBT
-    starts a new actor each time.)"""
+    """PBT with a worker pulled mid-search (after its member's first checkpoint, so that two
+    of the three perturbation intervals come after): the member there is retried from its
+    latest checkpoint (its own or one it copied) on a worker that is up; the population
+    stays the four members it was and every one trains to the end. (With Tune's actor
+    reuse, a paused member was handed its old actor on the lost node and failed: on a
+    cluster PBT starts a new actor each time.)"""
     ray_cluster, workers = cluster
     doomed = workers[0].node_id
     outcome = run_losing_a_worker(ray_cluster, workers, search(
-        tmp_path, "fault-pbt", trials=4, iters=80, eval_every=20, strategy="pbt",
-        address=ray_cluster.address))  # a cluster search, as `--address` makes one
+        tmp_path, "fault-pbt", trials=4, iters=60, eval_every=20, strategy="pbt",
+        address=ray_cluster.address), after_step=20)  # a cluster search, as `--address` makes
     assert len({r.trial_id for r in outcome.rows}) == len(outcome.rows) == 4
-    assert all(r.status == "finished" and r.metrics["step"] == 80 for r in outcome.rows), \
+    assert all(r.status == "finished" and r.metrics["step"] == 60 for r in outcome.rows), \
         [(r.status, r.error) for r in outcome.rows]
     assert all(r.metrics["node_id"] != doomed for r in outcome.rows)
     _, _, children = search_runs(str(tmp_path), "fault-pbt")
