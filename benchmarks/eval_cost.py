@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import torch
 
 from gan_search.core.config import config_from_space
-from gan_search.engine.data import dataset_key, load_dataset
+from gan_search.engine.data import load_splits
 from gan_search.engine.metrics import Evaluator
 from gan_search.core.space import list_spaces, load_space
 from gan_search.engine.trainer import GANTrainer
@@ -31,13 +31,15 @@ def measure(space: str, repeats: int, train_iters: int) -> dict:
     config = config_from_space(spec)
     source, options = spec.data.source, dict(spec.data.options)
     if source not in ("digits", "fake"):
-        source, options = "fake", {"n": max(spec.budget.eval_samples, config.batch_size) + 200,
+        # enough that the held-out quarter is the space's N
+        source, options = "fake", {"n": 4 * max(spec.budget.eval_samples, config.batch_size),
                                    "classes": 10}
-    data = load_dataset(source, config.image_size, config.channels, options)
-    n = min(spec.budget.eval_samples, len(data.images))
-    evaluator = Evaluator(data, n=n, dataset_key=dataset_key(source, config.image_size,
-                                                              config.channels, options))
-    trainer = GANTrainer(config, data.images, device="cpu")
+    # as a search builds them: the held-out reference and the cached evaluator of its splits
+    splits = load_splits(source, config.image_size, config.channels, options,
+                         spec.budget.eval_samples)
+    evaluator = Evaluator.for_splits(splits, spec.budget.eval_samples)
+    n = evaluator.n
+    trainer = GANTrainer(config, splits.train.images, device="cpu")
     trainer.train(2)  # warm-up
     evaluator.score(trainer.sample(evaluator.generated))
     eval_times, iter_times = [], []

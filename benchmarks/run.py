@@ -335,7 +335,7 @@ def precision_quality(quick: bool) -> list[dict]:
     rows = []
     for size, iters, every, seeds in cases:
         splits = load_splits("digits", size, 1, {}, 400)
-        evaluator = Evaluator(splits.reference, n=400, train=splits.train)
+        evaluator = Evaluator.for_splits(splits, 400)  # its statistics and classifier cached
         scores: dict[str, list[float]] = {"fp32": [], "bf16": []}
         for seed in range(seeds):
             for precision in scores:

@@ -253,3 +253,25 @@ def test_sources_with_a_test_split_are_scored_against_it(tmp_path, monkeypatch):
     assert calls == ["test", "train"] and len(splits.reference.images) == 300
     assert len(splits.train.images) == 900 and "mnist test split (300 images)" in splits.description
     assert splits.reference_key != splits.train_key
+
+
+def test_the_training_part_of_a_held_out_split_has_a_classifier_of_its_own(tmp_path, monkeypatch):
+    """A classifier cached by an evaluation of the whole set (its held-out images included)
+    is not the one a search's evaluator loads for its training part: each is trained on
+    what it is meant for, whichever ran first."""
+    from gan_search.engine.data import dataset_key, load_splits
+    from gan_search.engine.metrics import Evaluator
+
+    monkeypatch.setenv("GAN_SEARCH_CACHE", str(tmp_path))
+    options = {"n": 200, "classes": 4}
+    whole = Evaluator(load_dataset("fake", 16, 1, options), n=40,
+                      dataset_key=dataset_key("fake", 16, 1, options))
+    splits = load_splits("fake", 16, 1, options, 40)
+    search = Evaluator.for_splits(splits, 40)
+    assert splits.train_key not in (dataset_key("fake", 16, 1, options), splits.reference_key)
+    assert len(list((tmp_path / "classifiers").glob("*.pt"))) == 2
+    again = Evaluator.for_splits(splits, 40)  # the training part's, from the cache
+    for mine, cached in zip(search.classifier.model.state_dict().values(),
+                            again.classifier.model.state_dict().values()):
+        assert torch.equal(mine, cached)
+    assert whole.classifier is not None

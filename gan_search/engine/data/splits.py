@@ -49,7 +49,9 @@ def load_splits(source: str, size: int, channels: int, options: Mapping[str, Any
     data = load_dataset(source, size, channels, options)
     train, reference = hold_out(data, eval_samples)
     count, total = len(reference.images), len(data.images)
-    return Splits(train, reference, key, f"{key}-holdout{count}",
+    # the training part's own key: the whole set's would hand a search the classifier an
+    # evaluation of the whole set cached (trained on the held-out reference too)
+    return Splits(train, reference, f"{key}-without-holdout{count}", f"{key}-holdout{count}",
                   f"a seeded held-out {100 * count / total:.0f}% of {source} ({count:,} of "
                   f"{total:,} images)")
 
