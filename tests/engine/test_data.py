@@ -234,7 +234,7 @@ def test_copies_of_training_images_do_not_score_better_than_held_out_real_images
     assert copies["coverage"] <= unseen["coverage"] + 0.02
     digits = load_splits("digits", 16, 1, {}, 400)
     assert "held-out 22% of digits (400 of 1,797 images)" in digits.description
-    scores = Evaluator(digits.reference, n=400, train=digits.train).score(digits.train.images[:800])
+    scores = Evaluator.for_splits(digits, 400).score(digits.train.images[:800])  # as a search's
     assert scores["fid_lite"] > 1.0 and scores["coverage"] < 0.97  # seen: 2.79 and 0.915
 
 

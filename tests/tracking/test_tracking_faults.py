@@ -174,8 +174,7 @@ def stop(server: subprocess.Popen) -> None:
             server.wait(timeout=20)
 
 
-SPACE = tiny_space(name="faults", data={"options": {"n": 200}}, budget={"trials": 3, "eval_samples": 50},
-                   concurrency=1)
+SPACE = tiny_space(name="faults", budget={"trials": 3}, concurrency=1)
 
 
 class Gate(threading.Thread):
