@@ -165,7 +165,7 @@ class MlflowTracker(Callback, Restorable):
             for key, value in tags.items():
                 if value and record.tags.get(key) != value:
                     record.tags[key] = value
-                    record.started = False  # write the tags again (params are the same)
+                    record.retag = True
             if node:
                 self.ledger.nodes[trial_id] = node
         self.writer.post(change)

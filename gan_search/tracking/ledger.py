@@ -31,6 +31,8 @@ class TrialRecord:
     name: str = ""  # the run's name (settings.TrialSettings.run_name); "" in older ledgers
     run_id: str | None = None
     started: bool = False  # params and tags written
+    retag: bool = False  # tags changed since: write them again (never the params: MLflow
+    # refuses a changed parameter, and a PBT member's settings change as it copies others)
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # step -> unwritten
     grids: list[int] = field(default_factory=list)  # steps whose grid waits on disk
     # the last evaluation and grid Tune reported: a trial retried from an older checkpoint
@@ -46,7 +48,7 @@ class TrialRecord:
 
     @property
     def pending(self) -> bool:
-        return bool(not self.started or self.metrics or self.grids or
+        return bool(not self.started or self.retag or self.metrics or self.grids or
                     (self.status and not self.closed))
 
 

@@ -176,11 +176,12 @@ class Recorder:
             record.run_id = self._find_child(ledger, record) or client.create_run(
                 self.experiment_id, run_name=record.name or f"trial_{record.trial_id}",
                 tags={"mlflow.parentRunId": ledger.parent_id, **record.tags}).info.run_id
-        if not record.started:
-            client.log_batch(record.run_id, params=[Param(k, v[:6000]) for k, v in
-                                                    record.params.items()],
+        if not record.started or record.retag:  # the params once, the tags as they change
+            params = [] if record.started else [Param(k, v[:6000]) for k, v in
+                                                record.params.items()]
+            client.log_batch(record.run_id, params=params,
                              tags=[RunTag(k, v) for k, v in record.tags.items()])
-            record.started = True
+            record.started, record.retag = True, False
         self._push_metrics(record)
         self._push_grids(ledger, record)
         if record.status and not record.closed:
@@ -195,7 +196,8 @@ class Recorder:
                           f"and tags.`{TRIAL_TAG}` = '{record.trial_id}'")
         if found:
             self.client.update_run(found[0].info.run_id, status="RUNNING")
-            record.started = record.check_first = True  # its params are there; look at steps
+            # its params are there (this process's may be a PBT member's later settings)
+            record.started = record.check_first = True  # look at its steps first
         return found[0].info.run_id if found else None
 
     def _push_metrics(self, record: TrialRecord) -> None:

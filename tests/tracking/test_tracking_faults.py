@@ -285,3 +285,36 @@ def test_a_tracking_server_that_goes_away_mid_search_loses_nothing(tmp_path, mon
         gate.close()
         gate.listener.close()
         stop(server)
+
+
+def test_a_resumed_member_whose_settings_changed_keeps_being_recorded(tmp_path):
+    """--resume of a PBT search: the resumed tracker meets members whose settings a copy
+    changed since their runs were made (Tune's config of them is the new one), one seen
+    starting first, one seen first with a result. Their new tags and evaluations are
+    written; the parameters each run was made with stay (MLflow refuses to change one: a
+    member's later records were lost)."""
+    from gan_search.tracking.tags import LINEAGE_TAG
+
+    tracker = started_tracker(tmp_path)
+    for member in ("m", "k"):
+        before = SimpleNamespace(trial_id=member, config={"lr_g": 0.001}, last_result={})
+        tracker.on_trial_start(0, [], before)
+        tracker.on_trial_result(0, [], before, {"step": 20, "fid_lite": 9.0})
+    tracker.writer.flush()
+    tracker.ledger.records.clear()  # the resumed process: no record yet, looks in MLflow
+    tracker.ledger.resumed = True
+    copy = '[{"member": "m", "from": "n", "step": 20}]'
+    for member in ("m", "k"):
+        after = SimpleNamespace(trial_id=member, config={"lr_g": 0.004}, last_result={})
+        if member == "m":
+            tracker.on_trial_start(0, [], after)
+            tracker.writer.flush()
+        tracker.on_trial_result(0, [], after, {"step": 40, "fid_lite": 7.0, "lineage": copy})
+    tracker.writer.flush()
+    assert not tracker.ledger.left(), tracker.recorder.last_error
+    client = tracker.recorder.client
+    for member in ("m", "k"):
+        run = client.get_run(tracker.ledger.records[member].run_id)
+        assert run.data.params["lr_g"] == "0.001" and LINEAGE_TAG in run.data.tags, member
+        history = client.get_metric_history(run.info.run_id, "fid_lite")
+        assert sorted((m.step, m.value) for m in history) == [(20, 9.0), (40, 7.0)]
