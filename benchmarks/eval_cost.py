@@ -1,5 +1,6 @@
 """Evaluation cost per space: one evaluation (sampling N images, embedding them and every
-metric) against the training time of one eval interval at the space's defaults.
+metric, against the space's held-out reference with the evaluator a search builds) against
+the training time of one eval interval at the space's defaults.
 
 Datasets that need a download are replaced by the synthetic `fake` source at the
 space's size and channels with 10 classes: the cost depends on shapes, not content.
