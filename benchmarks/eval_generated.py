@@ -14,8 +14,8 @@ from gan_search.engine.trainer import GANTrainer
 spec = load_space(sys.argv[1]); config = config_from_space(spec)
 splits = load_splits(spec.data.source, config.image_size, config.channels, dict(spec.data.options), spec.budget.eval_samples)
 n = min(spec.budget.eval_samples, len(splits.reference.images))
-before = Evaluator(splits.reference, n=n, dataset_key=splits.reference_key, generated=n, train=splits.train, train_key=splits.train_key)
-now = Evaluator(splits.reference, n=n, dataset_key=splits.reference_key, train=splits.train, train_key=splits.train_key)
+before = Evaluator.for_splits(splits, n, generated=n)
+now = Evaluator.for_splits(splits, n)
 trainer = GANTrainer(config, splits.train.images, device="cpu"); trainer.train(2)
 t = {"before": [], "now": [], "iter": []}
 for _ in range(int(sys.argv[2])):
